@@ -42,6 +42,15 @@ RandomSource = Callable[[], float]
 
 
 @dataclass(frozen=True, slots=True)
+class HttpResponse:
+    """Status, headers and whole body of one HTTP response."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class ClientStats:
     """Counts of what a client sent since it was created."""
 
@@ -85,7 +94,8 @@ class MergeClient:
         self._access_token = check_access_token(access_token)
         self._api_root = check_api_domain(api_domain)
         self._api_version = check_api_version(api_version)
-        if not (isinstance(request_timeout, int | float) and 0 < request_timeout < float("inf")):
+        if isinstance(request_timeout, bool) or not (
+                isinstance(request_timeout, int | float) and 0 < request_timeout < float("inf")):
             raise ValueError(f"invalid request_timeout {request_timeout!r}: give a positive, "
                              "finite number of seconds")
         self.retry_policy = retry if retry is not None else RetryPolicy()
@@ -219,6 +229,16 @@ class MergeClient:
         self, url: URL, params: Mapping[str, str] | None, deadline: float | None, *,
         module: str, master_record_id: str, job_id: str | None,
     ) -> list[MergeJob]:
+        response = await self._exchange("GET", url, params=params, deadline=deadline)
+        return parse_merge_response(response.status, response.headers, response.body,
+                                    module=module, master_record_id=master_record_id,
+                                    job_id=job_id)
+
+    async def _exchange(
+        self, method: str, url: URL, *, params: Mapping[str, str] | None = None,
+        json_body: object = None, deadline: float | None = None,
+    ) -> HttpResponse:
+        """Send one request and read its whole body; no retry, no interpretation."""
         session = self._get_session()
         timeout = self._request_timeout
         if deadline is not None:
@@ -227,17 +247,17 @@ class MergeClient:
 
         self._requests_sent += 1
         try:
-            async with session.get(url, params=params, headers=headers, allow_redirects=False,
-                                   timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+            async with session.request(
+                method, url, params=params, json=json_body, headers=headers,
+                allow_redirects=False, timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as response:
                 body = await _read_body(response)
-                status, response_headers = response.status, response.headers
+                return HttpResponse(response.status, response.headers, body)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise TransportError(
-                f"GET {url.host}{url.path} failed: {_describe_transport_error(exc, timeout)}"
+                f"{method} {url.host}{url.path} failed: "
+                f"{_describe_transport_error(exc, timeout)}"
             ) from exc
-
-        return parse_merge_response(status, response_headers, body, module=module,
-                                    master_record_id=master_record_id, job_id=job_id)
 
     def _get_session(self) -> aiohttp.ClientSession:
         self._check_open()

@@ -31,7 +31,9 @@ class MergeStatus(enum.Enum):
         Raises `ValueError` for any other text, so an unknown status is never
         mistaken for "still running".
         """
-        status = _SPELLINGS.get(raw.upper()) if isinstance(raw, str) else None
+        # str.upper() turns some non-ASCII letters into ASCII ones (dotless "\u0131" into
+        # "I"), so without the isascii() check "runn\u0131ng" would parse as RUNNING.
+        status = _SPELLINGS.get(raw.upper()) if isinstance(raw, str) and raw.isascii() else None
         if status is None:
             known = ", ".join(sorted(_SPELLINGS))
             raise ValueError(f"unknown merge status {raw!r}; expected one of {known}")

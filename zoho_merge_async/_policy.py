@@ -6,17 +6,21 @@ import math
 from dataclasses import dataclass
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _check_backoff(owner: str, initial_delay: float, multiplier: float, max_delay: float,
                    jitter: float) -> None:
-    if not (math.isfinite(initial_delay) and initial_delay > 0):
+    if not (_is_number(initial_delay) and initial_delay > 0):
         raise ValueError(f"{owner}.initial_delay must be a positive number of seconds, "
                          f"got {initial_delay!r}")
-    if not (math.isfinite(multiplier) and multiplier >= 1):
+    if not (_is_number(multiplier) and multiplier >= 1):
         raise ValueError(f"{owner}.multiplier must be at least 1, got {multiplier!r}")
-    if not (math.isfinite(max_delay) and max_delay >= initial_delay):
+    if not (_is_number(max_delay) and max_delay >= initial_delay):
         raise ValueError(f"{owner}.max_delay must be a finite number of seconds at least "
                          f"initial_delay ({initial_delay!r}), got {max_delay!r}")
-    if not (0 <= jitter < 1):
+    if not (_is_number(jitter) and 0 <= jitter < 1):
         raise ValueError(f"{owner}.jitter must be a fraction from 0 up to (not including) 1, "
                          f"got {jitter!r}")
 
@@ -57,7 +61,7 @@ class PollPolicy:
     def __post_init__(self) -> None:
         _check_backoff("PollPolicy", self.initial_delay, self.multiplier, self.max_delay,
                        self.jitter)
-        if not (math.isfinite(self.timeout) and self.timeout > 0):
+        if not (_is_number(self.timeout) and self.timeout > 0):
             raise ValueError(f"PollPolicy.timeout must be a positive, finite number of "
                              f"seconds, got {self.timeout!r}")
 

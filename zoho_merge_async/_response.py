@@ -25,6 +25,9 @@ MAX_BODY_BYTES = 1024 * 1024
 EXCERPT_CHARS = 200
 """Characters of an unexpected body kept in `UnexpectedResponseError.body_excerpt`."""
 
+MAX_RETRY_AFTER = 86400.0
+"""Largest Retry-After value kept, in seconds; a larger one is cut to a day."""
+
 _NOT_JSON = object()
 
 
@@ -82,15 +85,15 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         return None
     value = value.strip()
     if value.isascii() and value.isdigit():
-        return float(value)
+        return min(float(value), MAX_RETRY_AFTER)
     try:
         moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        if moment.tzinfo is None:
+            return None
+        seconds = moment.timestamp() - (time.time() if now is None else now)
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if moment.tzinfo is None:
-        return None
-    wall_now = time.time() if now is None else now
-    return max(0.0, moment.timestamp() - wall_now)
+    return min(MAX_RETRY_AFTER, max(0.0, seconds))
 
 
 def _decode_json(body: bytes) -> Any:

@@ -34,7 +34,7 @@ def check_module(module: object) -> str:
 
 def check_id(name: str, value: object) -> str:
     """Return a record or job id as a digit string, else raise ValueError naming `name`."""
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 10**30:
         return str(value)
     if isinstance(value, str) and _ID_PATTERN.fullmatch(value):
         return value

@@ -50,7 +50,8 @@ async def wait_for_merge(
     job = check_id("job_id", job_id) if job_id is not None else None
     policy = policy if policy is not None else client.poll_policy
     timeout = policy.timeout if timeout is None else timeout
-    if not (isinstance(timeout, int | float) and math.isfinite(timeout) and timeout > 0):
+    if isinstance(timeout, bool) or not (
+            isinstance(timeout, int | float) and math.isfinite(timeout) and timeout > 0):
         raise ValueError(f"invalid timeout {timeout!r}: give a positive, finite number of "
                          "seconds")
 
