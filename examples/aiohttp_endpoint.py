@@ -50,7 +50,7 @@ WAIT_TIMEOUT = 60.0
 
 FAKE_TOKEN = "example-token"
 FAKE_RECORD_ID = "2378988000000509963"
-FAKE_POLL = PollPolicy(initial_delay=0.2, max_delay=1.0, timeout=30.0)
+FAKE_POLL = PollPolicy(initial_delay=0.2, max_delay=1.0, timeout=30.0, min_interval=0.2)
 
 
 def create_app(api_domain: str, access_token: str, *, poll: PollPolicy | None = None

@@ -39,7 +39,7 @@ QUEUE_SIZE = 2 * WORKER_COUNT
 """Maximum number of queued items. A producer that finds the queue full waits."""
 
 FAKE_TOKEN = "example-token"
-FAKE_POLL = PollPolicy(initial_delay=0.2, max_delay=1.0, timeout=30.0)
+FAKE_POLL = PollPolicy(initial_delay=0.2, max_delay=1.0, timeout=30.0, min_interval=0.2)
 FAKE_MODULES = ("Leads", "Contacts", "Deals")
 FAKE_JOB_COUNT = 8
 

@@ -37,7 +37,7 @@ from zoho_merge_async import (
 from zoho_merge_async.testing import FakeZohoServer, Step, ZohoErrorReply
 
 FAKE_TOKEN = "example-token"
-FAKE_POLL = PollPolicy(initial_delay=0.2, max_delay=1.0, timeout=30.0)
+FAKE_POLL = PollPolicy(initial_delay=0.2, max_delay=1.0, timeout=30.0, min_interval=0.2)
 FAKE_RETRY = RetryPolicy(initial_delay=0.1, max_delay=0.5)
 FAKE_MODULES = ("Leads", "Contacts", "Accounts", "Deals")
 FAKE_RECORD_COUNT = 12

@@ -33,7 +33,7 @@ from zoho_merge_async.testing import FakeZohoServer
 FAKE_TOKEN = "example-token"
 FAKE_RECORD_ID = "2378988000000509963"
 # The fake job finishes within a second, so poll it more often than Zoho's default policy.
-FAKE_POLL = PollPolicy(initial_delay=0.2, max_delay=1.0, timeout=30.0)
+FAKE_POLL = PollPolicy(initial_delay=0.2, max_delay=1.0, timeout=30.0, min_interval=0.2)
 
 
 async def wait_one(client: MergeClient, module: str, master_record_id: str,

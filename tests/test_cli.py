@@ -178,7 +178,12 @@ async def test_wait_completed_exits_0(server: FakeZohoServer,
     out, err = read_output(capsys)
     assert code == 0
     assert out == f"{job_id} COMPLETED\n"
-    assert err == ""
+    # stderr is not a terminal here, so the progress is one plain line per status.
+    assert [re.sub(r"^ *[0-9.]+ s  ", "", line) for line in err.splitlines()] == [
+        f"job {job_id}: SCHEDULED (poll 1)",
+        f"job {job_id}: SCHEDULED -> RUNNING (poll 2)",
+        f"job {job_id}: RUNNING -> COMPLETED (poll 3)",
+    ]
     assert len(server.requests) == 3
 
 
@@ -218,7 +223,7 @@ async def test_wait_timeout_exits_3(server: FakeZohoServer,
     out, err = read_output(capsys)
     assert code == 3
     assert out == ""
-    assert err.startswith(f"error: merge job {job_id} was still RUNNING after")
+    assert err.splitlines()[-1].startswith(f"error: merge job {job_id} was still RUNNING after")
 
 
 @pytest.mark.usefixtures("token_env")
@@ -390,18 +395,20 @@ async def test_demo_small_run(capsys: pytest.CaptureFixture[str]) -> None:
     out, err = read_output(capsys)
     assert code == 0
     assert err == ""
-    assert out.startswith("demo: 20 merge jobs on 8 master records, seed 7\n")
+    assert out.startswith("demo: 20 merges into 8 master records (8 scheduled as jobs, "
+                          "12 done at once), seed 7\n")
     assert "20/20 done  completed 18  failed 2  errors 0" in out
     rows = summary_rows(out)
-    assert rows["jobs"] == "20"
+    assert rows["merges"] == "20"
     assert rows["completed"] == "18"
     assert rows["failed"] == "2"
     assert rows["errors"] == "0"
     assert rows["retries"] == "1"
-    assert int(rows["polls sent"]) >= 3 * 20
+    # One request per merge, and at least three status polls per scheduled job.
+    assert int(rows["requests sent"]) >= 20 + 3 * 8
     assert 0 < float(rows["elapsed"]) < 10
     assert 1 <= int(rows["peak concurrent requests"]) <= 20
-    assert out.endswith("all 20 jobs ended as scripted\n")
+    assert out.endswith("all 20 merges ended as scripted\n")
 
 
 @pytest.fixture
@@ -427,26 +434,31 @@ async def test_demo_terminal_progress() -> None:
 
     text = out.getvalue()
     assert code == 0
-    assert "\r[..........] 0/6 done" in text
+    # The 3 merges done at once are counted before the first line is drawn.
+    assert "\r[#####.....] 3/6 done" in text
     assert "\r[##########] 6/6 done  completed 5  failed 1  errors 0  polls " in text
-    assert text.endswith("all 6 jobs ended as scripted\n")
+    assert text.endswith("all 6 merges ended as scripted\n")
 
 
 @pytest.mark.usefixtures("fast_demo")
 async def test_demo_off_script_exits_1(monkeypatch: pytest.MonkeyPatch,
                                        capsys: pytest.CaptureFixture[str]) -> None:
-    def add_failing_job(plan: _demo.JobPlan, server: FakeZohoServer) -> str:
-        return server.add_job(plan.module, plan.master_record_id, ["FAILURE"])
+    add_job = _demo.JobPlan.add_to
+
+    def add_failing_job(plan: _demo.JobPlan, server: FakeZohoServer) -> None:
+        add_job(plan, server)
+        server.merges.script_job(plan.module, plan.master_record_id, ["FAILURE"])
 
     monkeypatch.setattr(_demo.JobPlan, "add_to", add_failing_job)
 
     code = await _cli.run(["demo", "--jobs", "12", "--records", "4", "--plain"])
 
+    # 12 merges into 4 records: 4 jobs, of which 2 (10% of 12, rounded up) should fail.
     out, err = read_output(capsys)
     assert code == 1
-    assert summary_rows(out)["failed"] == "12"
-    assert err.startswith("error: 10 of 12 jobs did not end as scripted:\n")
-    assert err.count("expected COMPLETED, got FAILURE") == 10
+    assert summary_rows(out)["failed"] == "4"
+    assert err.startswith("error: 2 of 12 merges did not end as scripted:\n")
+    assert err.count("expected COMPLETED, got FAILURE") == 2
 
 
 def test_module_entry_point_runs_demo() -> None:
@@ -457,4 +469,4 @@ def test_module_entry_point_runs_demo() -> None:
     )
 
     assert completed.returncode == 0, completed.stderr
-    assert "all 10 jobs ended as scripted" in completed.stdout
+    assert "all 10 merges ended as scripted" in completed.stdout

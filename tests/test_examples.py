@@ -21,7 +21,7 @@ from zoho_merge_async.testing import FakeZohoServer, StatusReply
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TOKEN = "1000.example5ecr3t.0123456789abcdef"
 RECORD = "2378988000000509963"
-FAST_POLL = PollPolicy(initial_delay=0.05, max_delay=0.2, timeout=10.0)
+FAST_POLL = PollPolicy(initial_delay=0.05, max_delay=0.2, timeout=10.0, min_interval=0.05)
 
 
 def load_example(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:

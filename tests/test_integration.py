@@ -40,7 +40,7 @@ from zoho_merge_async.testing import (
 SERVER_TOKEN = "1000.fake-server-token"
 # Short delays keep every real wait in this file well under 0.2 s.
 FAST_POLL = PollPolicy(initial_delay=0.01, multiplier=1.0, max_delay=0.01, jitter=0.0,
-                       timeout=5.0)
+                       timeout=5.0, min_interval=0.0)
 FAST_RETRY = RetryPolicy(initial_delay=0.01, multiplier=1.0, max_delay=0.01, jitter=0.0,
                          max_attempts=4)
 HTML_502 = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"

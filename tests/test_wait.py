@@ -93,7 +93,8 @@ async def test_delays_capped(mocked: aioresponses, make_client: ClientFactory,
 async def test_client_poll_policy_default(mocked: aioresponses, make_client: ClientFactory,
                                           clock: FakeClock) -> None:
     add_statuses(mocked, "RUNNING", "RUNNING", "COMPLETED")
-    policy = PollPolicy(initial_delay=0.5, multiplier=3.0, max_delay=10.0, jitter=0.0)
+    policy = PollPolicy(initial_delay=0.5, multiplier=3.0, max_delay=10.0, jitter=0.0,
+                        min_interval=0.5)
 
     await wait_for_merge(make_client(poll=policy), MODULE, RECORD_ID, JOB_ID)
 

@@ -6,7 +6,16 @@ Fetch the status of background merge jobs and wait for them to finish::
         job = await wait_for_merge(client, "Leads", "2378988000000509963", "2423488000000513988")
 """
 
+from ._auth import StaticToken, TokenProvider
+from ._auth_errors import (
+    DataCentreMismatchError,
+    InvalidClientError,
+    InvalidRefreshTokenError,
+    RefreshRateLimitError,
+    TokenRefreshError,
+)
 from ._client import DEFAULT_API_DOMAIN, ClientStats, MergeClient
+from ._datacentre import DataCentre
 from ._errors import (
     APINotSupportedError,
     AuthenticationFailureError,
@@ -22,6 +31,7 @@ from ._errors import (
     LimitExceededError,
     MandatoryNotFoundError,
     MergeJobNotFoundError,
+    MergeOutcomeUnknownError,
     MergeTimeoutError,
     MultipleMergeJobsError,
     NotAllowedError,
@@ -32,43 +42,74 @@ from ._errors import (
     ZohoAPIError,
     ZohoError,
 )
+from ._fleet import MergeTarget, WaitOutcome, wait_all, wait_many
+from ._limiter import DEFAULT_MAX_CONCURRENCY, ConcurrencyLimiter, Limiter
+from ._merge import FinishedMerge, MergeOutcome, MergeResult, merge_and_wait
+from ._merge_request import ChildRecord, MergeField
 from ._models import MergeJob, MergeStatus
 from ._policy import PollPolicy, RetryPolicy
+from ._progress import MergeStatusChange, WaitStats
+from ._refresh import RefreshTokenProvider
 from ._wait import wait_for_merge
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_API_DOMAIN",
+    "DEFAULT_MAX_CONCURRENCY",
     "APINotSupportedError",
     "AuthenticationFailureError",
+    "ChildRecord",
     "ClientStats",
+    "ConcurrencyLimiter",
+    "DataCentre",
+    "DataCentreMismatchError",
     "DependentFieldMissingError",
     "DuplicateDataError",
+    "FinishedMerge",
     "InternalError",
+    "InvalidClientError",
     "InvalidDataError",
     "InvalidHostError",
     "InvalidModuleError",
+    "InvalidRefreshTokenError",
     "InvalidRequestMethodError",
     "InvalidTokenError",
     "InvalidUrlPatternError",
     "LimitExceededError",
+    "Limiter",
     "MandatoryNotFoundError",
     "MergeClient",
+    "MergeField",
     "MergeJob",
     "MergeJobNotFoundError",
+    "MergeOutcome",
+    "MergeOutcomeUnknownError",
+    "MergeResult",
     "MergeStatus",
+    "MergeStatusChange",
+    "MergeTarget",
     "MergeTimeoutError",
     "MultipleMergeJobsError",
     "NotAllowedError",
     "OAuthScopeMismatchError",
     "PollPolicy",
     "RateLimitError",
+    "RefreshRateLimitError",
+    "RefreshTokenProvider",
     "RetryPolicy",
+    "StaticToken",
+    "TokenProvider",
+    "TokenRefreshError",
     "TransportError",
     "UnexpectedResponseError",
+    "WaitOutcome",
+    "WaitStats",
     "ZohoAPIError",
     "ZohoError",
     "__version__",
+    "merge_and_wait",
+    "wait_all",
     "wait_for_merge",
+    "wait_many",
 ]

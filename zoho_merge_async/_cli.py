@@ -4,12 +4,17 @@ Subcommands:
 
     zoho-merge status MODULE MASTER_RECORD_ID [--job-id ID] [--json]
     zoho-merge wait MODULE MASTER_RECORD_ID [JOB_ID] [--timeout SECONDS] [--json]
+                    [--no-progress]
+    zoho-merge merge MODULE MASTER_RECORD_ID CHILD_ID [CHILD_ID] [--field CHILD_ID:API_NAME]
+                     [--wait] [--timeout SECONDS] [--json]
     zoho-merge demo [--jobs N] [--records M] [--seed S] [--plain]
 
-`status` and `wait` read the access token from the environment variable
+`status`, `wait` and `merge` read the access token from the environment variable
 ZOHO_ACCESS_TOKEN (or the one named by --access-token-env), never from the
-command line, where any user could read it in the process list. `demo` runs
-against a fake Zoho server on 127.0.0.1 and needs no token.
+command line, where any user could read it in the process list. Without an
+access token they refresh tokens from ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET and
+ZOHO_REFRESH_TOKEN, as the help epilog describes.
+`demo` runs against a fake Zoho server on 127.0.0.1 and needs no token.
 
 Exit codes:
 
@@ -42,10 +47,14 @@ from zoho_merge_async import (
     MergeStatus,
     MergeTimeoutError,
     PollPolicy,
+    RefreshTokenProvider,
     ZohoError,
     __version__,
     wait_for_merge,
 )
+from zoho_merge_async._cli_auth import credentials_from_environment
+from zoho_merge_async._cli_merge import add_merge_parser, run_merge
+from zoho_merge_async._cli_progress import WaitProgress
 from zoho_merge_async._demo import run_demo
 
 EXIT_OK = 0
@@ -60,7 +69,8 @@ API_DOMAIN_ENV = "ZOHO_API_DOMAIN"
 API_VERSIONS = ("v6", "v7", "v8")
 
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_TOKEN_OPTION = re.compile(r"--(access-token|token)(=.*)?", re.DOTALL)
+_TOKEN_OPTION = re.compile(r"--(access-token|token|client-secret|refresh-token)(=.*)?",
+                           re.DOTALL)
 
 _DEFAULT_POLL = PollPolicy()
 
@@ -74,7 +84,10 @@ exit codes:
   130  interrupted (Ctrl+C)
 
 The access token is read from the environment variable ZOHO_ACCESS_TOKEN
-(or the one named by --access-token-env), never from the command line."""
+(or the one named by --access-token-env), never from the command line.
+Without it, tokens are refreshed from ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET and
+ZOHO_REFRESH_TOKEN at the accounts server of ZOHO_DATA_CENTRE (US, EU, IN, AU,
+JP, CN, CA or SA; default US) or at ZOHO_ACCOUNTS_URL."""
 
 
 def positive_seconds(text: str) -> float:
@@ -93,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the parser for all subcommands."""
     parser = argparse.ArgumentParser(
         prog="zoho-merge",
-        description="Show and wait for Zoho CRM record-merge jobs.",
+        description="Start, show and wait for Zoho CRM record-merge jobs.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
@@ -126,8 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"delay in seconds after the first poll; it grows "
                            f"{_DEFAULT_POLL.multiplier:g} times per poll up to "
                            f"{_DEFAULT_POLL.max_delay:g} s or this value, whichever is larger "
-                           f"(default: {_DEFAULT_POLL.initial_delay:g})")
+                           f"(default: {_DEFAULT_POLL.initial_delay:g}); a value below "
+                           f"{_DEFAULT_POLL.min_interval:g} s also lowers the minimum interval "
+                           "between polls")
+    wait.add_argument("--no-progress", action="store_true",
+                      help="print no progress on stderr (default: a live line on a terminal, "
+                           "else one line per status change)")
 
+    add_merge_parser(commands, common, _EPILOG, positive_seconds)
     _add_demo_parser(commands)
     return parser
 
@@ -159,17 +178,20 @@ def _add_record_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = commands.add_parser(
-        "demo", help="wait for many scripted merge jobs on a local fake Zoho server",
-        description="Start a fake Zoho server on 127.0.0.1, schedule merge jobs on it and wait\n"
-                    "for all of them at once, with live progress and a summary. About 10% of\n"
-                    "the jobs end in FAILURE, and about 2% return INTERNAL_ERROR for one\n"
-                    "request, which the client retries.",
+        "demo", help="start and wait for many merges on a local fake Zoho server",
+        description="Start a fake Zoho server on 127.0.0.1 and send merges to it: each master\n"
+                    "record gets one merge that Zoho schedules as a job, and the other merges\n"
+                    "are done at once. Then wait for all jobs at once, with live progress and\n"
+                    "a summary. About 10% of the merges are jobs that end in FAILURE, and\n"
+                    "about 2% are jobs that return INTERNAL_ERROR for one status request,\n"
+                    "which the client retries.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False)
     demo.add_argument("--jobs", type=_positive_int, default=300, metavar="N",
-                      help="merge jobs to schedule (default: 300)")
+                      help="merges to send (default: 300)")
     demo.add_argument("--records", type=_positive_int, default=120, metavar="M",
-                      help="master records to spread the jobs over, at most N (default: 120)")
+                      help="master records, at most N; each gets one scheduled merge job and "
+                           "the other merges are done at once (default: 120)")
     demo.add_argument("--seed", type=int, metavar="S",
                       help="seed of the random job scripts (default: a random seed, printed)")
     demo.add_argument("--plain", action="store_true",
@@ -203,9 +225,10 @@ async def run(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if any(_TOKEN_OPTION.fullmatch(argument) for argument in argv):
         # Checked before argparse, whose "unrecognized arguments" message would echo the token.
-        _print_error(f"the access token cannot be given on the command line, where other "
-                     f"users can read it in the process list; set {TOKEN_ENV} instead "
-                     "(or the variable named by --access-token-env)")
+        _print_error(f"tokens and secrets cannot be given on the command line, where other "
+                     f"users can read them in the process list; set {TOKEN_ENV} instead "
+                     "(or the variable named by --access-token-env), or ZOHO_CLIENT_ID, "
+                     "ZOHO_CLIENT_SECRET and ZOHO_REFRESH_TOKEN")
         return EXIT_USAGE
 
     parser = build_parser()
@@ -213,7 +236,7 @@ async def run(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.command == "demo" and args.records > args.jobs:
             parser.error(f"argument --records: invalid value {args.records}: give at most "
-                         f"--jobs ({args.jobs}), because every record gets at least one job")
+                         f"--jobs ({args.jobs}), because every record gets at least one merge")
     except SystemExit as exc:
         # argparse exits after --help, --version or a usage error; keep its status.
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
@@ -246,18 +269,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _run_api_command(args: argparse.Namespace) -> int:
-    token = os.environ.get(args.access_token_env, "")
-    if not token:
-        raise ValueError(
-            f"the environment variable {args.access_token_env} is not set or empty; set it "
-            "to a Zoho OAuth access token (the token is never taken from the command line)")
-    api_domain = args.api_domain or os.environ.get(API_DOMAIN_ENV) or DEFAULT_API_DOMAIN
+    credentials = credentials_from_environment(os.environ, args.access_token_env)
+    # Without a chosen domain, a refreshed token's own api_domain is used (else US).
+    api_domain = args.api_domain or os.environ.get(API_DOMAIN_ENV) or None
 
-    async with MergeClient(token, api_domain=api_domain, api_version=args.api_version,
-                           poll=_poll_policy(args)) as client:
-        if args.command == "status":
-            return await _show_status(client, args)
-        return await _wait(client, args)
+    try:
+        async with MergeClient(credentials, api_domain=api_domain,
+                               api_version=args.api_version, poll=_poll_policy(args)) as client:
+            if args.command == "merge":
+                return await run_merge(client, args)
+            if args.command == "status":
+                return await _show_status(client, args)
+            return await _wait(client, args)
+    finally:
+        if isinstance(credentials, RefreshTokenProvider):
+            await credentials.aclose()
 
 
 def _poll_policy(args: argparse.Namespace) -> PollPolicy:
@@ -265,7 +291,8 @@ def _poll_policy(args: argparse.Namespace) -> PollPolicy:
         return _DEFAULT_POLL
     interval: float = args.poll_interval
     return dataclasses.replace(_DEFAULT_POLL, initial_delay=interval,
-                               max_delay=max(_DEFAULT_POLL.max_delay, interval))
+                               max_delay=max(_DEFAULT_POLL.max_delay, interval),
+                               min_interval=min(_DEFAULT_POLL.min_interval, interval))
 
 
 async def _show_status(client: MergeClient, args: argparse.Namespace) -> int:
@@ -281,8 +308,14 @@ async def _show_status(client: MergeClient, args: argparse.Namespace) -> int:
 
 
 async def _wait(client: MergeClient, args: argparse.Namespace) -> int:
-    job = await wait_for_merge(client, args.module, args.master_record_id, args.job_id,
-                               timeout=args.timeout)
+    if args.no_progress:
+        job = await wait_for_merge(client, args.module, args.master_record_id, args.job_id,
+                                   timeout=args.timeout)
+    else:
+        progress = WaitProgress(sys.stderr, live=sys.stderr.isatty())
+        async with progress.running():
+            job = await wait_for_merge(client, args.module, args.master_record_id,
+                                       args.job_id, timeout=args.timeout, on_status=progress)
     if args.json:
         print(json.dumps(_job_as_dict(job)))
     else:

@@ -6,27 +6,31 @@ import asyncio
 import logging
 import random as random_module
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
 import aiohttp
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
-from tenacity.stop import stop_base
+from tenacity import AsyncRetrying
 from yarl import URL
 
-from ._errors import InternalError, TransportError, UnexpectedResponseError
+from ._auth import ApiRoot, TokenProvider, as_token_provider, send_with_token
+from ._errors import InternalError, RateLimitError, TransportError, UnexpectedResponseError
+from ._limiter import Limiter, RequestSlot, build_limiter
+from ._merge import ChildArgument, FinishedMerge, MergeResult, merge_and_wait, start_merge
+from ._merge_request import MergeField
 from ._models import MergeJob
 from ._policy import PollPolicy, RetryPolicy
-from ._response import MAX_BODY_BYTES, excerpt, parse_merge_response
+from ._progress import StatusCallback
+from ._response import MAX_BODY_BYTES, excerpt, parse_merge_response, parse_retry_after
+from ._retry import RateLimitMode, RetrySchedule, check_rate_limit_mode
 from ._validation import (
-    check_access_token,
-    check_api_domain,
     check_api_version,
     check_id,
     check_module,
 )
+from ._watch import WatchRegistry
 
 logger = logging.getLogger("zoho_merge_async")
 
@@ -58,18 +62,43 @@ class ClientStats:
     """HTTP requests sent, each costing one Zoho API credit (retries included)."""
     retries: int
     """Requests sent again after INTERNAL_ERROR."""
+    polls_sent: int = 0
+    """Status requests sent by waits, each serving every wait on its master record."""
+    credits_saved: int = 0
+    """Statuses that waits received from a request another wait also received."""
+    rate_limited: int = 0
+    """429 TOO_MANY_REQUESTS responses received."""
 
 
 class MergeClient:
-    """Fetch the status of Zoho CRM merge jobs over one `aiohttp.ClientSession`.
+    """Start Zoho CRM merges and fetch the status of merge jobs over one `aiohttp.ClientSession`.
 
     Use it as an async context manager, or call `aclose()` when done. The
     client creates its session on first use, so it can be built outside a
     running event loop. A `session` passed in is used as is and never closed.
 
-    Requests that fail with INTERNAL_ERROR are retried as `retry` says; every
-    other error is raised at once. `request_timeout` bounds each HTTP request
+    `access_token` is a Zoho OAuth access token, or a `TokenProvider` such
+    as `RefreshTokenProvider`, which the client asks for a token before each
+    request and for a new one after a 401 INVALID_TOKEN or INVALID_OAUTHTOKEN;
+    the request is then sent once more. `api_domain` defaults to the
+    provider's `api_domain` (from its last token answer or its data centre),
+    else to the US data centre. A chosen `api_domain` in another data centre
+    than the provider's raises `DataCentreMismatchError` before sending.
+
+    Status requests that fail with INTERNAL_ERROR are retried as `retry`
+    says; every other error is raised at once. A merge request
+    (`merge_records`) is never retried. `request_timeout` bounds each HTTP request
     in seconds. `poll` is the default `PollPolicy` of `wait_for_merge`.
+
+    At most `max_concurrency` requests of this client are in flight at once
+    (default 10, the limit of Zoho's Standard edition; Free 5, Professional
+    15, Enterprise 20, Ultimate 25 calls at once per app and organisation,
+    as reported in Zoho's developer community). A request waits in line for
+    a slot before its `request_timeout` starts. Pass `limiter` instead to
+    share one `Limiter` between clients or processes. `rate_limit` sets what
+    a 429 TOO_MANY_REQUESTS does: "raise" (the default) raises
+    `RateLimitError` at once; "slow_down" makes waits pause as Retry-After
+    asks and continue, never past their deadline.
 
     `clock` (monotonic seconds), `sleep` and `random` (uniform in [0, 1)) are
     there for tests that run the backoff schedule on a fake clock.
@@ -79,9 +108,9 @@ class MergeClient:
 
     def __init__(
         self,
-        access_token: str,
+        access_token: str | TokenProvider,
         *,
-        api_domain: str = DEFAULT_API_DOMAIN,
+        api_domain: str | None = None,
         api_version: str = "v7",
         retry: RetryPolicy | None = None,
         poll: PollPolicy | None = None,
@@ -90,9 +119,14 @@ class MergeClient:
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         random: RandomSource = random_module.random,
+        max_concurrency: int | None = None,
+        limiter: Limiter | None = None,
+        rate_limit: RateLimitMode = "raise",
     ) -> None:
-        self._access_token = check_access_token(access_token)
-        self._api_root = check_api_domain(api_domain)
+        self._token_provider = as_token_provider(access_token)
+        self._api_roots = ApiRoot(api_domain, self._token_provider)
+        # The root that URLs are built on; `_exchange` moves each request to the current one.
+        self._api_root = self._api_roots.current()
         self._api_version = check_api_version(api_version)
         if isinstance(request_timeout, bool) or not (
                 isinstance(request_timeout, int | float) and 0 < request_timeout < float("inf")):
@@ -109,10 +143,14 @@ class MergeClient:
         self._random = random
         self._requests_sent = 0
         self._retries = 0
+        self._rate_limited = 0
+        self._rate_limit = check_rate_limit_mode(rate_limit)
+        self._limiter, self._max_concurrency = build_limiter(max_concurrency, limiter)
+        self._watches = WatchRegistry()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
-        return (f"<MergeClient api_domain={str(self._api_root)!r} "
+        return (f"<MergeClient api_domain={self.api_domain!r} "
                 f"api_version={self._api_version!r} {state}>")
 
     async def __aenter__(self) -> Self:
@@ -128,8 +166,12 @@ class MergeClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the client, and its session if the client created it. Safe to call twice."""
+        """Close the client, and its session if the client created it. Safe to call twice.
+
+        Waits still running on this client raise `RuntimeError`.
+        """
         self._closed = True
+        self._watches.close()
         if self._owns_session and self._session is not None:
             session, self._session = self._session, None
             await session.close()
@@ -141,13 +183,30 @@ class MergeClient:
 
     @property
     def api_domain(self) -> str:
-        """Scheme and host that requests go to, such as https://www.zohoapis.com."""
-        return str(self._api_root)
+        """Scheme and host that requests go to, such as https://www.zohoapis.com.
+
+        Without an `api_domain` argument this follows the token provider's
+        `api_domain`, which can change after each token refresh.
+        """
+        return str(self._api_roots.current())
 
     @property
     def stats(self) -> ClientStats:
         """Snapshot of the request counters."""
-        return ClientStats(requests_sent=self._requests_sent, retries=self._retries)
+        return ClientStats(requests_sent=self._requests_sent, retries=self._retries,
+                           polls_sent=self._watches.polls_sent,
+                           credits_saved=self._watches.credits_saved,
+                           rate_limited=self._rate_limited)
+
+    @property
+    def limiter(self) -> Limiter:
+        """The `Limiter` that every request of this client passes through."""
+        return self._limiter
+
+    @property
+    def max_concurrency(self) -> int | None:
+        """Maximum number of requests in flight at once, or None when a `limiter` was passed in."""
+        return self._max_concurrency
 
     async def get_merge_status(
         self, module: str, master_record_id: str | int, job_id: str | int
@@ -181,12 +240,53 @@ class MergeClient:
         *,
         policy: PollPolicy | None = None,
         timeout: float | None = None,
+        on_status: StatusCallback | None = None,
     ) -> MergeJob:
         """Poll until the merge job finishes; the same as the module-level `wait_for_merge`."""
         from ._wait import wait_for_merge
 
         return await wait_for_merge(self, module, master_record_id, job_id,
-                                    policy=policy, timeout=timeout)
+                                    policy=policy, timeout=timeout, on_status=on_status)
+
+    async def merge_records(
+        self,
+        module: str,
+        master_record_id: str | int,
+        children: Sequence[ChildArgument],
+        *,
+        master_record_fields: Sequence[str | MergeField] = (),
+    ) -> MergeResult:
+        """Merge one or two child records into a master record (Zoho's Merge Records call).
+
+        `children` holds child record ids, or `ChildRecord` objects that name
+        the fields to take from that child. `master_record_fields` names fields
+        whose master values to keep, with `MergeField` for file and image fields.
+        Returns whether Zoho merged at once or scheduled a job (`job_id`).
+
+        The request is sent once and never retried. Raises `ValueError` before
+        sending for input Zoho would reject, a `ZohoAPIError` subclass for
+        Zoho's error codes (such as `NotAllowedError` for a record in another
+        scheduled merge), and `MergeOutcomeUnknownError` when the request may
+        or may not have merged.
+        """
+        return await start_merge(self, module, master_record_id, children,
+                                 master_record_fields)
+
+    async def merge_and_wait(
+        self,
+        module: str,
+        master_record_id: str | int,
+        children: Sequence[ChildArgument],
+        *,
+        master_record_fields: Sequence[str | MergeField] = (),
+        policy: PollPolicy | None = None,
+        timeout: float | None = None,
+        on_status: StatusCallback | None = None,
+    ) -> FinishedMerge:
+        """Merge records and wait for a scheduled merge; the same as the module-level function."""
+        return await merge_and_wait(self, module, master_record_id, children,
+                                    master_record_fields=master_record_fields,
+                                    policy=policy, timeout=timeout, on_status=on_status)
 
     async def _fetch_jobs(
         self, module: str, master_record_id: str, job_id: str | None, *,
@@ -195,31 +295,43 @@ class MergeClient:
         """Send one status request, retrying INTERNAL_ERROR, for already validated arguments.
 
         A retry whose delay would end after `deadline` (on `clock`) is not
-        made, and each request's timeout is cut to end by the deadline.
+        made, and each request's timeout is cut to end by the deadline. With
+        a deadline and `rate_limit="slow_down"`, a 429 is sent again too.
         """
         url = self._merge_url(module, master_record_id)
         params = {"job_id": job_id} if job_id is not None else None
-        policy = self.retry_policy
+        slow_down = self._rate_limit == "slow_down" and deadline is not None
 
-        def wait(state: RetryCallState) -> float:
-            return policy.delay(state.attempt_number, self._random())
+        # The first attempt runs outside tenacity, whose bookkeeping costs about a quarter
+        # of a status call's CPU time (benchmarks/overhead.py). After an INTERNAL_ERROR,
+        # tenacity's attempt 1 re-raises that error, so the retry schedule is unchanged.
+        try:
+            return await self._send(url, params, deadline, module=module,
+                                    master_record_id=master_record_id, job_id=job_id)
+        except (InternalError, RateLimitError) as error:
+            if isinstance(error, RateLimitError) and not slow_down:
+                raise
+            first_failure: InternalError | RateLimitError | None = error
 
-        def log_retry(state: RetryCallState) -> None:
+        async def attempt() -> list[MergeJob]:
+            nonlocal first_failure
+            if first_failure is not None:
+                failure, first_failure = first_failure, None
+                raise failure
+            return await self._send(url, params, deadline, module=module,
+                                    master_record_id=master_record_id, job_id=job_id)
+
+        def count_retry() -> None:
             self._retries += 1
-            logger.debug(
-                "INTERNAL_ERROR for %s record %s job %s; retry %d in %.2f s",
-                module, master_record_id, job_id, state.attempt_number, state.upcoming_sleep)
 
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(InternalError),
-            stop=stop_after_attempt(policy.max_attempts) | _StopAtDeadline(deadline, self._clock),
-            wait=wait,
-            sleep=self._sleep,
-            before_sleep=log_retry,
-            reraise=True,
-        )
-        return await retrying(self._send, url, params, deadline,
-                              module=module, master_record_id=master_record_id, job_id=job_id)
+        schedule = RetrySchedule(
+            self.retry_policy, slow_down=slow_down, deadline=deadline, clock=self._clock,
+            random=self._random, count_retry=count_retry,
+            request_label=f"{module} record {master_record_id} job {job_id}")
+        retrying = AsyncRetrying(retry=schedule.retry, stop=schedule.stop, wait=schedule.wait,
+                                 sleep=self._sleep, before_sleep=schedule.before_sleep,
+                                 reraise=True)
+        return await retrying(attempt)
 
     def _merge_url(self, module: str, master_record_id: str) -> URL:
         return self._api_root.with_path(
@@ -238,12 +350,38 @@ class MergeClient:
         self, method: str, url: URL, *, params: Mapping[str, str] | None = None,
         json_body: object = None, deadline: float | None = None,
     ) -> HttpResponse:
+        """Send one request with the access token and read its whole body; no interpretation.
+
+        The request goes to the current API root, whatever root `url` has. After
+        a 401 INVALID_TOKEN it is sent once more with a refreshed token, and
+        that replay is not an INTERNAL_ERROR retry. Nothing else is retried.
+        """
+        self._check_open()
+
+        async def send(token: str) -> HttpResponse:
+            target = self._api_roots.checked().join(url.relative())
+            # The slot is taken before `_exchange_once` starts the request timeout.
+            async with RequestSlot(self._limiter, self._clock, deadline, method, target):
+                response = await self._exchange_once(method, target, token, params=params,
+                                                     json_body=json_body, deadline=deadline)
+            if response.status == 429:
+                self._rate_limited += 1
+                self._limiter.note_rate_limited(parse_retry_after(response.headers.get(
+                    "Retry-After")))
+            return response
+
+        return await send_with_token(self._token_provider, send)
+
+    async def _exchange_once(
+        self, method: str, url: URL, token: str, *, params: Mapping[str, str] | None = None,
+        json_body: object = None, deadline: float | None = None,
+    ) -> HttpResponse:
         """Send one request and read its whole body; no retry, no interpretation."""
         session = self._get_session()
         timeout = self._request_timeout
         if deadline is not None:
             timeout = max(0.001, min(timeout, deadline - self._clock()))
-        headers = {"Authorization": f"Zoho-oauthtoken {self._access_token}"}
+        headers = {"Authorization": f"Zoho-oauthtoken {token}"}
 
         self._requests_sent += 1
         try:
@@ -262,7 +400,9 @@ class MergeClient:
     def _get_session(self) -> aiohttp.ClientSession:
         self._check_open()
         if self._session is None:
-            self._session = aiohttp.ClientSession(trust_env=False)
+            # The limiter bounds the requests in flight, so the pool needs no limit of its own.
+            connector = aiohttp.TCPConnector(limit=0)
+            self._session = aiohttp.ClientSession(trust_env=False, connector=connector)
         if self._session.closed:
             raise RuntimeError("the aiohttp.ClientSession passed to MergeClient is closed; "
                                "pass an open session or let the client create its own")
@@ -271,19 +411,6 @@ class MergeClient:
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("this MergeClient is closed; create a new MergeClient")
-
-
-class _StopAtDeadline(stop_base):
-    """Stop retrying when the next delay would end after the deadline (None: never)."""
-
-    def __init__(self, deadline: float | None, clock: Clock) -> None:
-        self._deadline = deadline
-        self._clock = clock
-
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        if self._deadline is None:
-            return False
-        return self._clock() + retry_state.upcoming_sleep >= self._deadline
 
 
 async def _read_body(response: aiohttp.ClientResponse) -> bytes:
@@ -307,4 +434,8 @@ async def _read_body(response: aiohttp.ClientResponse) -> bytes:
 def _describe_transport_error(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, TimeoutError):
         return f"no complete response within {timeout:g} s (request timeout)"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        # Its text can be the repr of a half-read response head, headers included.
+        return "the server closed the connection before a complete response " \
+               "(ServerDisconnectedError)"
     return f"{type(exc).__name__}: {exc}"

@@ -12,7 +12,11 @@ Every failure of a request or a wait is a `ZohoError`::
     ├── MultipleMergeJobsError       a wait without job id found several jobs
     ├── MergeTimeoutError            the wait's deadline passed (also a TimeoutError)
     ├── UnexpectedResponseError      a body that is not Zoho's documented JSON
-    └── TransportError               connection failure or request timeout
+    ├── TransportError               connection failure or request timeout
+    ├── MergeOutcomeUnknownError     a merge request failed in a way that may have merged
+    ├── TokenRefreshError            the accounts server refused a refresh (_auth_errors)
+    │   └── InvalidRefreshTokenError, InvalidClientError, RefreshRateLimitError
+    └── DataCentreMismatchError      the API domain and the token are in two data centres
 
 Misuse of the API (a malformed module name, a closed client) raises `ValueError`
 or `RuntimeError` instead, before any request is sent.
@@ -110,7 +114,7 @@ class NotAllowedError(ZohoAPIError):
 
 
 class DuplicateDataError(ZohoAPIError):
-    """DUPLICATE_DATA: the merged record would duplicate a unique field."""
+    """DUPLICATE_DATA: a record id or a field is given twice, or a unique value would repeat."""
 
 
 class MandatoryNotFoundError(ZohoAPIError):
@@ -122,7 +126,11 @@ class DependentFieldMissingError(ZohoAPIError):
 
 
 class LimitExceededError(ZohoAPIError):
-    """LIMIT_EXCEEDED: the request has more items than Zoho allows."""
+    """LIMIT_EXCEEDED: a Zoho limit was exceeded, such as the total size of a merged file field.
+
+    For a merge, `details` can name the limit (`MAXIMUM_SIZE`) and the fields
+    that exceed it (`limit_due_to`).
+    """
 
 
 class RateLimitError(ZohoAPIError):
@@ -175,7 +183,8 @@ _HINTS: dict[str, str] = {
     "INVALID_MODULE": "Use the module's API name, such as Leads or Contacts",
     "INVALID_OAUTHTOKEN": "Get a new access token",
     "INVALID_TOKEN": "Get a new access token",
-    "OAUTH_SCOPE_MISMATCH": "Grant the token the ZohoCRM.modules.<module>.READ scope",
+    "OAUTH_SCOPE_MISMATCH": ("Grant the token the ZohoCRM.modules.<module>.READ scope to read "
+                             "merge status, or .WRITE (or .ALL) to merge records"),
 }
 
 
@@ -274,3 +283,33 @@ class TransportError(ZohoError):
 
     The aiohttp or timeout exception is chained as `__cause__`.
     """
+
+
+class MergeOutcomeUnknownError(ZohoError):
+    """A Merge Records request failed in a way that leaves open whether Zoho merged.
+
+    Raised for a lost connection or request timeout after the request may have
+    been sent, an HTTP 5xx response (INTERNAL_ERROR included) and a response
+    that cannot be read. The request is never sent again automatically, because a
+    second request could merge twice. The original error is chained as
+    `__cause__`.
+    """
+
+    def __init__(self, module: str, master_record_id: str, child_ids: list[str],
+                 reason: str) -> None:
+        self.module = module
+        self.master_record_id = master_record_id
+        self.child_ids = list(child_ids)
+        self.reason = reason
+        children = " and ".join(child_ids)
+        records, exist = ("record", "exists") if len(child_ids) == 1 else ("records", "exist")
+        super().__init__(
+            f"the merge of {module} {records} {children} into {master_record_id} may or may "
+            f"not have been done or scheduled: {reason}. It was not retried, because a second "
+            f"request could merge twice. Check with get_merge_jobs({module!r}, "
+            f"{master_record_id!r}) and whether {records} {children} still {exist} before "
+            "sending it again"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.module, self.master_record_id, self.child_ids, self.reason))

@@ -42,12 +42,19 @@ class PollPolicy:
 
     The delay before poll ``n + 1`` (``n`` counting from 0) is::
 
-        min(max_delay, initial_delay * multiplier ** n) * (1 - jitter * r)
+        max(min_interval, min(max_delay, initial_delay * multiplier ** n) * (1 - jitter * r))
 
-    with ``r`` drawn uniformly from [0, 1). Jitter only shortens a delay, so no
-    delay exceeds `max_delay`, and waits started together drift apart instead
-    of polling in lockstep. With the defaults the delays are about 2, 3, 4.5,
-    6.75, ... seconds, capped at 30. Each poll costs one Zoho API credit.
+    with ``r`` drawn uniformly from [0, 1). `delay()` computes the second
+    argument of that `max`. Jitter only shortens a delay, so no delay exceeds
+    the larger of `max_delay` and `min_interval`, and waits started together
+    drift apart instead of polling in lockstep. With the defaults the delays
+    are about 2, 3, 4.5, 6.75, ... seconds, capped at 30. Each poll costs one
+    Zoho API credit.
+
+    `min_interval` (1 s by default) is also a floor for the master record.
+    Waits of one client on the same record share their polls, and the record
+    is polled again no sooner than the smallest `min_interval` among the
+    waits that are due.
 
     `timeout` is the default deadline of a wait in seconds (600, ten minutes).
     """
@@ -57,6 +64,7 @@ class PollPolicy:
     max_delay: float = 30.0
     jitter: float = 0.2
     timeout: float = 600.0
+    min_interval: float = 1.0
 
     def __post_init__(self) -> None:
         _check_backoff("PollPolicy", self.initial_delay, self.multiplier, self.max_delay,
@@ -64,6 +72,9 @@ class PollPolicy:
         if not (_is_number(self.timeout) and self.timeout > 0):
             raise ValueError(f"PollPolicy.timeout must be a positive, finite number of "
                              f"seconds, got {self.timeout!r}")
+        if not (_is_number(self.min_interval) and self.min_interval >= 0):
+            raise ValueError(f"PollPolicy.min_interval must be a finite number of seconds "
+                             f"of at least 0, got {self.min_interval!r}")
 
     def delay(self, poll_index: int, random_value: float) -> float:
         """Compute the delay in seconds after poll `poll_index` (0 for the first poll)."""

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 import math
 from typing import TYPE_CHECKING
 
-from ._errors import (
-    MergeJobNotFoundError,
-    MergeTimeoutError,
-    MultipleMergeJobsError,
-    TransportError,
-)
-from ._models import MergeJob, MergeStatus
+from ._models import MergeJob
 from ._policy import PollPolicy
+from ._progress import StatusCallback
 from ._validation import check_id, check_module
+from ._waiter import follow, new_waiter
 
 if TYPE_CHECKING:
     from ._client import MergeClient
-
-logger = logging.getLogger("zoho_merge_async")
 
 
 async def wait_for_merge(
@@ -30,6 +23,7 @@ async def wait_for_merge(
     *,
     policy: PollPolicy | None = None,
     timeout: float | None = None,
+    on_status: StatusCallback | None = None,
 ) -> MergeJob:
     """Poll a merge job until it is COMPLETED or FAILURE, and return it.
 
@@ -42,57 +36,37 @@ async def wait_for_merge(
     `timeout` in seconds defaults to `policy.timeout`; the wait never starts
     a sleep or a request that would end after the deadline, and raises
     `MergeTimeoutError` at the deadline. INTERNAL_ERROR is retried as the
-    client's `RetryPolicy` says; every other error is raised at once.
-    Cancelling the awaiting task stops the wait without another request.
+    client's `RetryPolicy` says. A 429 raises `RateLimitError` at once,
+    unless the client was made with `rate_limit="slow_down"`: then the wait
+    pauses as Retry-After asks and continues, and raises `MergeTimeoutError`
+    at once if the pause would pass the deadline. Every other error is raised
+    at once. Cancelling the awaiting task stops the wait without another request.
+
+    Waits of one client on the same master record share their polls: waits
+    on the same job get one request per poll, and waits on several jobs of
+    the record get one request without `job_id` that lists them all. Each
+    wait keeps its own policy, deadline and errors, and an error from a
+    shared request is raised in every wait it served.
+
+    `on_status` is called with a `MergeStatusChange` for the first status
+    and for each change after it, in the awaiting task; an exception from it
+    ends this wait and propagates.
     """
     module = check_module(module)
     record = check_id("master_record_id", master_record_id)
     job = check_id("job_id", job_id) if job_id is not None else None
     policy = policy if policy is not None else client.poll_policy
+    timeout = resolve_timeout(policy, timeout)
+
+    waiter = new_waiter(client, module, record, job, policy, timeout)
+    return await follow(client, waiter, on_status)
+
+
+def resolve_timeout(policy: PollPolicy, timeout: object) -> float:
+    """Return `timeout` in seconds, or `policy.timeout` for None; raise ValueError if invalid."""
     timeout = policy.timeout if timeout is None else timeout
     if isinstance(timeout, bool) or not (
             isinstance(timeout, int | float) and math.isfinite(timeout) and timeout > 0):
         raise ValueError(f"invalid timeout {timeout!r}: give a positive, finite number of "
                          "seconds")
-
-    clock, sleep, random = client._clock, client._sleep, client._random
-    started = clock()
-    deadline = started + timeout
-    polls = 0
-    last_status: MergeStatus | None = None
-
-    while True:
-        try:
-            jobs = await client._fetch_jobs(module, record, job, deadline=deadline)
-        except TransportError as exc:
-            if clock() >= deadline:
-                raise MergeTimeoutError(job, last_status, clock() - started, polls) from exc
-            raise
-        polls += 1
-        current = _select_job(jobs, module, record, job)
-        job, last_status = current.job_id, current.status
-
-        if current.status.is_terminal:
-            logger.debug("%s record %s job %s is %s after %d polls", module, record, job,
-                         current.status.value, polls)
-            return current
-
-        delay = policy.delay(polls - 1, random())
-        remaining = deadline - clock()
-        logger.debug("%s record %s job %s is %s; next poll in %.2f s", module, record, job,
-                     current.status.value, delay)
-        if delay >= remaining:
-            if remaining > 0:
-                await sleep(remaining)
-            raise MergeTimeoutError(job, last_status, clock() - started, polls)
-        await sleep(delay)
-
-
-def _select_job(jobs: list[MergeJob], module: str, record: str, job_id: str | None) -> MergeJob:
-    if job_id is not None:
-        return jobs[0]
-    if not jobs:
-        raise MergeJobNotFoundError(module, record, None)
-    if len(jobs) > 1:
-        raise MultipleMergeJobsError(module, record, [job.job_id for job in jobs])
-    return jobs[0]
+    return float(timeout)

@@ -29,12 +29,17 @@ from typing import Literal, Self, TypeAlias
 
 from aiohttp import web
 
+from ._fake_oauth import TOKEN_PATH as OAUTH_TOKEN_PATH
+from ._fake_oauth import FakeOAuthEndpoint, TokenRequest
+
 __all__ = [
+    "FakeOAuthEndpoint",
     "FakeZohoServer",
     "RawReply",
     "RecordedRequest",
     "StatusReply",
     "Step",
+    "TokenRequest",
     "ZohoErrorReply",
 ]
 
@@ -169,7 +174,6 @@ _Reply: TypeAlias = StatusReply | ZohoErrorReply | RawReply
 _MergeHandler: TypeAlias = Callable[[web.Request, str, str], Awaitable[web.Response]]
 
 _MISSING_AUTHORIZATION = ZohoErrorReply("AUTHENTICATION_FAILURE")
-_UNKNOWN_TOKEN = ZohoErrorReply("INVALID_TOKEN")
 _BAD_URL = ZohoErrorReply("INVALID_URL_PATTERN")
 _BAD_METHOD = ZohoErrorReply("INVALID_REQUEST_METHOD")
 _BAD_MODULE = ZohoErrorReply("INVALID_MODULE", details={"resource_path_index": 0})
@@ -186,7 +190,7 @@ class RecordedRequest:
     `query` keeps the first value of each parameter and `query_string` the raw text.
     `headers` has lowercase names, and repeated headers are joined with ", ".
     `job_id` is the raw `job_id` parameter, even when invalid. `received_at` is the
-    event loop's `time()` when the handler started.
+    event loop's `time()` when the handler started. `body` is the raw request body.
     """
 
     method: str
@@ -196,6 +200,7 @@ class RecordedRequest:
     headers: dict[str, str]
     job_id: str | None
     received_at: float
+    body: bytes = b""
 
 
 def _to_reply(step: Step) -> _Reply:
@@ -299,7 +304,7 @@ def _merge_status_response(jobs: list[_Job], replies: list[_Reply]) -> web.Respo
     return web.json_response({"merge": statuses})
 
 
-def _record(request: web.Request, now: float) -> RecordedRequest:
+def _record(request: web.Request, now: float, body: bytes) -> RecordedRequest:
     query: dict[str, str] = {}
     for name, value in request.query.items():
         query.setdefault(name, value)
@@ -315,13 +320,17 @@ def _record(request: web.Request, now: float) -> RecordedRequest:
         headers=headers,
         job_id=query.get("job_id"),
         received_at=now,
+        body=body,
     )
 
 
 class FakeZohoServer:
     """Zoho CRM merge-status endpoint on 127.0.0.1 that reports scripted merge jobs.
 
-    Serves `GET /crm/{v6|v7|v8}/{module}/{master_record_id}/actions/merge[?job_id=...]`.
+    Serves `GET /crm/{v6|v7|v8}/{module}/{master_record_id}/actions/merge[?job_id=...]`,
+    and `POST` on the same path (Merge Records) for records added with
+    `merges.add_record`: see `FakeMergeRecords`. `POST /oauth/v2/token` issues access
+    tokens that expire, accepted besides `access_tokens`: see `FakeOAuthEndpoint`.
     Checks run in this order and the first failure is sent: authentication
     (AUTHENTICATION_FAILURE, INVALID_TOKEN), URL pattern (INVALID_URL_PATTERN), method
     (INVALID_REQUEST_METHOD), module (INVALID_MODULE), master record id and job_id
@@ -331,15 +340,31 @@ class FakeZohoServer:
     `access_tokens` and `requests` are plain mutable attributes, so tests may revoke
     a token or inspect traffic at any time. `max_in_flight` is the peak number of
     requests handled at once. The server is not thread-safe: use it from its event loop.
+
+    With `max_concurrency`, a merge-path request that arrives while that many are
+    being handled gets 429 TOO_MANY_REQUESTS at once, before any other check, with
+    `rate_limit_retry_after` (if set) sent verbatim as the Retry-After header, as
+    Zoho does beyond an edition's concurrency limit. `rate_limited` counts those
+    answers. Requests overlap only while replies are delayed (see `StatusReply.delay`).
     """
 
-    def __init__(self, *, access_tokens: Iterable[str] = ("test-token",), port: int = 0) -> None:
+    def __init__(self, *, access_tokens: Iterable[str] = ("test-token",), port: int = 0,
+                 max_concurrency: int | None = None,
+                 rate_limit_retry_after: str | None = None) -> None:
         """Configure the server. With `port` 0, `start()` binds a free port."""
         if isinstance(access_tokens, str):
             raise TypeError("access_tokens must be an iterable of tokens, not a single str")
+        if max_concurrency is not None and (
+                isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int)
+                or max_concurrency < 1):
+            raise ValueError(f"max_concurrency must be None or a whole number of at least 1, "
+                             f"got {max_concurrency!r}")
         self.access_tokens: set[str] = set(access_tokens)
         self.requests: list[RecordedRequest] = []
         self.max_in_flight = 0
+        self.max_concurrency = max_concurrency
+        self.rate_limit_retry_after = rate_limit_retry_after
+        self.rate_limited = 0
         self._in_flight = 0
         self._port = port
         self._modules = set(_DEFAULT_MODULES)
@@ -347,8 +372,16 @@ class FakeZohoServer:
         self._generated_ids = itertools.count(_FIRST_GENERATED_JOB_ID)
         self._runner: web.AppRunner | None = None
         self._api_domain: str | None = None
+        # _fake_merge imports this module, so it is imported here rather than at the top.
+        from ._fake_merge import FakeMergeRecords
+
+        self.merges = FakeMergeRecords(self)
+        """Records and the Merge Records (POST) endpoint: see `FakeMergeRecords`."""
+        self.oauth = FakeOAuthEndpoint(self)
+        """Zoho's OAuth token endpoint, which issues expiring tokens: see `FakeOAuthEndpoint`."""
         # Methods served on the merge path. Other methods get INVALID_REQUEST_METHOD.
-        self._merge_handlers: dict[str, _MergeHandler] = {"GET": self._get_merge_status}
+        self._merge_handlers: dict[str, _MergeHandler] = {
+            "GET": self._get_merge_status, "POST": self.merges.handle_post}
 
     @property
     def api_domain(self) -> str:
@@ -363,6 +396,7 @@ class FakeZohoServer:
             raise RuntimeError("FakeZohoServer is already running")
 
         app = web.Application()
+        app.router.add_route("*", OAUTH_TOKEN_PATH, self.oauth.handle)
         app.router.add_route("*", "/{path:.*}", self._handle)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT)
         await runner.setup()
@@ -460,7 +494,12 @@ class FakeZohoServer:
         self._in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self._in_flight)
         try:
-            self.requests.append(_record(request, asyncio.get_running_loop().time()))
+            now = asyncio.get_running_loop().time()
+            self.requests.append(_record(request, now, await request.read()))
+            if self.max_concurrency is not None and self._in_flight > self.max_concurrency:
+                self.rate_limited += 1
+                return _error_response(ZohoErrorReply(
+                    "TOO_MANY_REQUESTS", retry_after=self.rate_limit_retry_after))
             return await self._dispatch(request)
         finally:
             self._in_flight -= 1
@@ -471,8 +510,11 @@ class FakeZohoServer:
         # this server treats it like a missing header.
         if authorization is None or not authorization.startswith(_AUTH_SCHEME):
             return _error_response(_MISSING_AUTHORIZATION)
-        if authorization.removeprefix(_AUTH_SCHEME) not in self.access_tokens:
-            return _error_response(_UNKNOWN_TOKEN)
+        token = authorization.removeprefix(_AUTH_SCHEME)
+        if token not in self.access_tokens:
+            rejection = self.oauth.rejection_code(token)
+            if rejection is not None:
+                return _error_response(ZohoErrorReply(rejection))
 
         match = _MERGE_PATH.fullmatch(request.path)
         if match is None or match["version"] not in _API_VERSIONS:

@@ -1,0 +1,96 @@
+"""When a status request is sent again: after INTERNAL_ERROR, and after 429 when slowing down.
+
+Zoho's INTERNAL_ERROR is retried as `RetryPolicy` specifies. A 429 TOO_MANY_REQUESTS
+is raised at once by default. With `MergeClient(rate_limit="slow_down")` a
+request made for a wait, which has a deadline, instead waits as long as the
+answer's Retry-After header asks (or the `RetryPolicy` delay when the answer
+has none) and is sent again. Neither kind of repeat starts if its delay would
+end at or after the deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Literal, TypeAlias
+
+from tenacity import RetryCallState
+
+from ._errors import InternalError, RateLimitError
+from ._policy import RetryPolicy
+
+logger = logging.getLogger("zoho_merge_async")
+
+RateLimitMode: TypeAlias = Literal["raise", "slow_down"]
+RATE_LIMIT_MODES: tuple[RateLimitMode, ...] = ("raise", "slow_down")
+
+
+def check_rate_limit_mode(mode: object) -> RateLimitMode:
+    """Return `mode` if it is "raise" or "slow_down", else raise ValueError."""
+    if mode == "raise":
+        return "raise"
+    if mode == "slow_down":
+        return "slow_down"
+    raise ValueError(f"invalid rate_limit {mode!r}: use 'raise' (the default: raise "
+                     "RateLimitError at once) or 'slow_down' (waits pause and continue)")
+
+
+class RetrySchedule:
+    """The `retry`, `wait`, `stop` and `before_sleep` of one request's `AsyncRetrying`.
+
+    `slow_down` turns on repeats after 429. `deadline` is on `clock`, or None
+    for no deadline. `count_retry` is called before each INTERNAL_ERROR retry.
+    `request_label` names the request in log messages.
+    The attempts after INTERNAL_ERROR and after 429 are counted apart, so a
+    429 does not use up `policy.max_attempts`.
+    """
+
+    def __init__(self, policy: RetryPolicy, *, slow_down: bool, deadline: float | None,
+                 clock: Callable[[], float], random: Callable[[], float],
+                 count_retry: Callable[[], None], request_label: str) -> None:
+        self.retried: tuple[type[Exception], ...] = (
+            (InternalError, RateLimitError) if slow_down else (InternalError,))
+        self._policy = policy
+        self._deadline = deadline
+        self._clock = clock
+        self._random = random
+        self._count_retry = count_retry
+        self._request_label = request_label
+        self._internal_errors = 0
+        self._rate_limits = 0
+
+    def retry(self, state: RetryCallState) -> bool:
+        """Retry the errors in `retried`, nothing else."""
+        outcome = state.outcome
+        return outcome is not None and isinstance(outcome.exception(), self.retried)
+
+    def wait(self, state: RetryCallState) -> float:
+        """Compute the pause before the next attempt, counting the failure."""
+        error = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(error, RateLimitError):
+            self._rate_limits += 1
+            if error.retry_after is not None and error.retry_after > 0:
+                return error.retry_after
+            return self._policy.delay(self._rate_limits, self._random())
+        self._internal_errors += 1
+        return self._policy.delay(self._internal_errors, self._random())
+
+    def stop(self, state: RetryCallState) -> bool:
+        """Stop after `max_attempts` INTERNAL_ERRORs, or when the pause would pass the deadline."""
+        error = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(error, InternalError) and self._internal_errors >= self._policy.max_attempts:
+            return True
+        if self._deadline is None:
+            return False
+        return self._clock() + state.upcoming_sleep >= self._deadline
+
+    def before_sleep(self, state: RetryCallState) -> None:
+        """Count and log the repeat that is about to happen."""
+        error = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(error, RateLimitError):
+            logger.debug("TOO_MANY_REQUESTS for %s; sending again in %.2f s (429 number %d)",
+                         self._request_label, state.upcoming_sleep, self._rate_limits)
+            return
+        self._count_retry()
+        logger.debug("INTERNAL_ERROR for %s; retry %d in %.2f s", self._request_label,
+                     self._internal_errors, state.upcoming_sleep)
