@@ -10,7 +10,6 @@ page, which also lists a UK data centre (see the NOTE on `DataCentre`).
 from __future__ import annotations
 
 import enum
-import ipaddress
 
 from yarl import URL
 
@@ -85,38 +84,3 @@ class DataCentre(enum.Enum):
             if URL(centre.accounts_url).host == host:
                 return centre
         return None
-
-
-def check_server_url(name: str, value: object, example: str) -> URL:
-    """Parse a server URL given as scheme and host only, such as https://accounts.zoho.com.
-
-    Plain http is accepted only for a loopback host, so that no secret crosses
-    a network unencrypted. Raises `ValueError` naming `name` otherwise.
-    """
-    if not isinstance(value, str):
-        raise ValueError(f"invalid {name} {value!r}: pass a str such as {example!r}")
-    try:
-        url = URL(value.rstrip("/"))
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"invalid {name} {value!r}: {exc}") from None
-    extras = url.user or url.password or url.path not in ("", "/") or url.query_string \
-        or url.fragment
-    if not url.is_absolute() or not url.host or extras:
-        raise ValueError(f"invalid {name} {value!r}: give only scheme and host, such as "
-                         f"{example!r}")
-    if url.scheme == "http" and is_loopback(url.host):
-        return url
-    if url.scheme != "https":
-        raise ValueError(f"invalid {name} {value!r}: use https (plain http is allowed only "
-                         "for a loopback address such as 127.0.0.1)")
-    return url
-
-
-def is_loopback(host: str) -> bool:
-    """Return True for localhost and loopback IP addresses."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -33,13 +33,7 @@ from ._merge_request import ChildRecord, MergeField, MergeRequest, build_merge_r
 from ._models import MergeStatus
 from ._policy import PollPolicy
 from ._progress import StatusCallback
-from ._response import (
-    _NOT_JSON,
-    _decode_json,
-    _raise_for_error_envelope,
-    _redirect_error,
-    excerpt,
-)
+from ._response import excerpt, read_success_payload
 from ._validation import check_id, check_module
 from ._wait import resolve_timeout, wait_for_merge
 
@@ -187,15 +181,7 @@ def parse_merge_records_response(
 
     Error bodies are read in both of Zoho's envelopes, as for a status request.
     """
-    if 300 <= http_status < 400:
-        raise _redirect_error(http_status, headers, body)
-    payload = _decode_json(body)
-    _raise_for_error_envelope(http_status, headers, payload, body)
-    if not 200 <= http_status < 300:
-        raise UnexpectedResponseError("an error status without a Zoho error body",
-                                      http_status, excerpt(body))
-    if payload is _NOT_JSON:
-        raise UnexpectedResponseError("the body is not JSON", http_status, excerpt(body))
+    payload = read_success_payload(http_status, headers, body)
 
     answer = _first_merge_item(payload, http_status, body)
     return _read_result(answer, module, request, http_status, body)

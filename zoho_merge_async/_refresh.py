@@ -22,9 +22,10 @@ import aiohttp
 from yarl import URL
 
 from ._auth_errors import DataCentreMismatchError
-from ._datacentre import DataCentre, check_server_url
+from ._datacentre import DataCentre
 from ._errors import TransportError, UnexpectedResponseError, ZohoError
 from ._token_response import TokenResponse, parse_token_response
+from ._validation import check_server_url
 
 logger = logging.getLogger("zoho_merge_async")
 

@@ -54,6 +54,24 @@ def parse_merge_response(
         if job_id is not None:
             raise MergeJobNotFoundError(module, master_record_id, job_id)
         return []
+    payload = read_success_payload(http_status, headers, body)
+    jobs = _read_jobs(payload, http_status, body)
+    if job_id is None:
+        return jobs
+    matching = [job for job in jobs if job.job_id == job_id]
+    if not matching:
+        listed = ", ".join(job.job_id for job in jobs)
+        raise UnexpectedResponseError(f"asked for job {job_id} but Zoho reported {listed}",
+                                      http_status, excerpt(body))
+    return matching[:1]
+
+
+def read_success_payload(http_status: int, headers: Mapping[str, str], body: bytes) -> Any:
+    """Return the decoded JSON of a 2xx response, or raise the matching `ZohoError`.
+
+    Zoho's error envelopes are read first, so an error code wins over the
+    HTTP status. A redirect is never followed.
+    """
     if 300 <= http_status < 400:
         raise _redirect_error(http_status, headers, body)
 
@@ -64,16 +82,7 @@ def parse_merge_response(
                                       http_status, excerpt(body))
     if payload is _NOT_JSON:
         raise UnexpectedResponseError("the body is not JSON", http_status, excerpt(body))
-
-    jobs = _read_jobs(payload, http_status, body)
-    if job_id is None:
-        return jobs
-    matching = [job for job in jobs if job.job_id == job_id]
-    if not matching:
-        listed = ", ".join(job.job_id for job in jobs)
-        raise UnexpectedResponseError(f"asked for job {job_id} but Zoho reported {listed}",
-                                      http_status, excerpt(body))
-    return matching[:1]
+    return payload
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

@@ -64,32 +64,37 @@ def check_api_version(version: object) -> str:
 
 
 def check_api_domain(domain: object) -> URL:
-    """Parse the API domain, such as https://www.zohoapis.com, and return it as a URL.
+    """Parse the API domain, such as https://www.zohoapis.com, and return it as a URL."""
+    return check_server_url("api_domain", domain, "https://www.zohoapis.com")
 
-    Plain http is accepted only for a loopback host, so that a token never
-    crosses a network unencrypted.
+
+def check_server_url(name: str, value: object, example: str) -> URL:
+    """Parse a server URL given as scheme and host only, such as https://accounts.zoho.com.
+
+    Plain http is accepted only for a loopback host, so that no token or
+    secret crosses a network unencrypted. Raises `ValueError` naming `name`.
     """
-    if not isinstance(domain, str):
-        raise ValueError(f"invalid api_domain {domain!r}: pass a str such as "
-                         "'https://www.zohoapis.com'")
+    if not isinstance(value, str):
+        raise ValueError(f"invalid {name} {value!r}: pass a str such as {example!r}")
     try:
-        url = URL(domain.rstrip("/"))
+        url = URL(value.rstrip("/"))
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"invalid api_domain {domain!r}: {exc}") from None
+        raise ValueError(f"invalid {name} {value!r}: {exc}") from None
     extras = url.user or url.password or url.path not in ("", "/") or url.query_string \
         or url.fragment
     if not url.is_absolute() or not url.host or extras:
-        raise ValueError(f"invalid api_domain {domain!r}: give only scheme and host, such as "
-                         "'https://www.zohoapis.com'")
-    if url.scheme == "http" and _is_loopback(url.host):
+        raise ValueError(f"invalid {name} {value!r}: give only scheme and host, such as "
+                         f"{example!r}")
+    if url.scheme == "http" and is_loopback(url.host):
         return url
     if url.scheme != "https":
-        raise ValueError(f"invalid api_domain {domain!r}: use https (plain http is allowed "
-                         "only for a loopback address such as 127.0.0.1)")
+        raise ValueError(f"invalid {name} {value!r}: use https (plain http is allowed only "
+                         "for a loopback address such as 127.0.0.1)")
     return url
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Return True for localhost and loopback IP addresses."""
     if host == "localhost":
         return True
     try:
