@@ -1,0 +1,216 @@
+"""Benchmark 1: client CPU time per `get_merge_status` call against a bare aiohttp loop.
+
+    python -m benchmarks.overhead [--calls 1000] [--rounds 31] [--concurrency 1,10]
+
+The fake Zoho server runs in a child process, so `time.process_time()` in
+this process counts only client work. That is building the request, aiohttp's
+sending and parsing, reading the body and decoding the JSON. For the SDK it
+also includes validation, the request limiter, the retry wrapper and the
+translation into a `MergeJob`. The baseline is a loop on one `aiohttp.ClientSession` that
+sends the same GET with the same header, reads the body and takes the status
+out of the JSON.
+
+For each `--concurrency` level, each round runs the baseline and the SDK one
+after the other, alternating which goes first, with that many coroutines
+sharing `--calls` calls. A warm-up round of each is not counted. The rounds
+are short, so the two loops of a round see nearly the same load from other
+processes on the machine. The report gives the median CPU microseconds per
+call of each loop, and the median over the rounds of the SDK's CPU time
+divided by the baseline's in the same round (the paired ratio), which is
+the figure compared with the target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import aiohttp
+
+from zoho_merge_async import MergeClient, MergeStatus
+
+from ._harness import TOKEN, ServerProcess, Table, median, print_report
+
+TARGET_RATIO = 1.15
+"""Largest acceptable SDK CPU time per call, as a multiple of the bare loop's."""
+MODULE = "Leads"
+RECORD_ID = "2378988000000509963"
+
+
+@dataclass(frozen=True, slots=True)
+class RoundTiming:
+    """CPU and wall time of one loop in one round."""
+
+    cpu_seconds: float
+    wall_seconds: float
+    errors: int
+
+
+@dataclass(frozen=True, slots=True)
+class LevelResult:
+    """Medians over the rounds of one concurrency level, in CPU microseconds per call."""
+
+    concurrency: int
+    bare_cpu_us: float
+    sdk_cpu_us: float
+    paired_ratio: float
+    errors: int
+
+    @property
+    def target_met(self) -> bool:
+        """True when the SDK's CPU time per call is at most TARGET_RATIO times the bare loop's."""
+        return self.paired_ratio <= TARGET_RATIO
+
+
+@dataclass(frozen=True, slots=True)
+class OverheadResult:
+    """Every concurrency level's medians and the table printed for them."""
+
+    calls_per_round: int
+    rounds: int
+    levels: tuple[LevelResult, ...]
+    table: Table
+
+    @property
+    def errors(self) -> int:
+        """Calls that failed or returned another status than RUNNING, in all loops."""
+        return sum(level.errors for level in self.levels)
+
+
+Call = Callable[[], Awaitable[bool]]
+
+
+async def _timed(call: Call, calls: int, concurrency: int) -> RoundTiming:
+    """Run `calls` calls on `concurrency` coroutines and measure CPU and wall time."""
+    errors = 0
+
+    async def worker(count: int) -> None:
+        nonlocal errors
+        for _ in range(count):
+            if not await call():
+                errors += 1
+
+    shares = [calls // concurrency + (1 if index < calls % concurrency else 0)
+              for index in range(concurrency)]
+    cpu_start, wall_start = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(worker(share) for share in shares))
+    return RoundTiming(time.process_time() - cpu_start, time.perf_counter() - wall_start, errors)
+
+
+def _bare_call(session: aiohttp.ClientSession, api_domain: str, job_id: str) -> Call:
+    url = f"{api_domain}/crm/v7/{MODULE}/{RECORD_ID}/actions/merge"
+    params = {"job_id": job_id}
+    headers = {"Authorization": f"Zoho-oauthtoken {TOKEN}"}
+
+    async def call() -> bool:
+        async with session.get(url, params=params, headers=headers) as response:
+            body = await response.read()
+        status = json.loads(body)["merge"][0]["status"]
+        return response.status == 200 and bool(status == "RUNNING")
+
+    return call
+
+
+def _sdk_call(client: MergeClient, job_id: str) -> Call:
+    async def call() -> bool:
+        job = await client.get_merge_status(MODULE, RECORD_ID, job_id)
+        return job.status is MergeStatus.RUNNING
+
+    return call
+
+
+async def _measure_level(bare: Call, sdk: Call, concurrency: int, arguments: argparse.Namespace,
+                         reset: Callable[[], object]) -> LevelResult:
+    bare_rounds: list[RoundTiming] = []
+    sdk_rounds: list[RoundTiming] = []
+    loops = [(bare, bare_rounds), (sdk, sdk_rounds)]
+    for call, _ in loops:
+        await _timed(call, min(arguments.calls, 500), concurrency)
+
+    for round_index in range(arguments.rounds):
+        reset()
+        for call, timings in loops if round_index % 2 == 0 else loops[::-1]:
+            timings.append(await _timed(call, arguments.calls, concurrency))
+
+    per_call = 1e6 / arguments.calls
+    return LevelResult(
+        concurrency,
+        bare_cpu_us=median([timing.cpu_seconds for timing in bare_rounds]) * per_call,
+        sdk_cpu_us=median([timing.cpu_seconds for timing in sdk_rounds]) * per_call,
+        paired_ratio=median([sdk.cpu_seconds / bare.cpu_seconds
+                             for bare, sdk in zip(bare_rounds, sdk_rounds, strict=True)]),
+        errors=sum(timing.errors for timing in bare_rounds + sdk_rounds),
+    )
+
+
+async def _measure(api_domain: str, job_id: str, arguments: argparse.Namespace,
+                   reset: Callable[[], object]) -> list[LevelResult]:
+    async with aiohttp.ClientSession(trust_env=False) as session, \
+            MergeClient(TOKEN, api_domain=api_domain) as client:
+        bare, sdk = _bare_call(session, api_domain, job_id), _sdk_call(client, job_id)
+        return [await _measure_level(bare, sdk, concurrency, arguments, reset)
+                for concurrency in arguments.concurrency]
+
+
+def _table(levels: list[LevelResult]) -> Table:
+    rows = tuple((
+        str(level.concurrency),
+        f"{level.bare_cpu_us:.1f}",
+        f"{level.sdk_cpu_us:.1f}",
+        f"{level.sdk_cpu_us - level.bare_cpu_us:.1f}",
+        f"{level.paired_ratio:.2f}",
+        str(level.errors),
+        "met" if level.target_met else "not met",
+    ) for level in levels)
+    return Table(("coroutines", "bare aiohttp CPU µs/call", "MergeClient CPU µs/call",
+                  "difference µs", "CPU ratio (median of paired rounds)", "errors",
+                  f"target <= {TARGET_RATIO}"), rows)
+
+
+def _levels(text: str) -> list[int]:
+    values = [int(part) for part in text.split(",") if part.strip()]
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"invalid list {text!r}: give whole numbers of at "
+                                         "least 1, separated by commas, such as 1,10")
+    return values
+
+
+def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="CPU time per get_merge_status call against "
+                                                 "a bare aiohttp loop.")
+    parser.add_argument("--calls", type=int, default=1000,
+                        help="calls per loop per round (default 1000)")
+    parser.add_argument("--rounds", type=int, default=31,
+                        help="rounds of both loops per level, alternating their order "
+                             "(default 31)")
+    parser.add_argument("--concurrency", type=_levels, default=[1, 10],
+                        help="coroutines sharing the calls of a loop, one level or several "
+                             "separated by commas (default 1,10)")
+    arguments = parser.parse_args(argv)
+    for name in ("calls", "rounds"):
+        if getattr(arguments, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(arguments, name)}")
+    return arguments
+
+
+def main(argv: list[str] | None = None) -> OverheadResult:
+    """Run the benchmark, print its table and return the result."""
+    arguments = _parse_arguments(argv)
+    with ServerProcess() as server:
+        job_ids, _ = server.add_jobs(
+            [{"module": MODULE, "master_record_id": RECORD_ID, "statuses": ["RUNNING"]}])
+        levels = asyncio.run(_measure(server.api_domain, job_ids[0], arguments,
+                                      lambda: server.command("reset")))
+    result = OverheadResult(arguments.calls, arguments.rounds, tuple(levels), _table(levels))
+    print_report("Client CPU time per status call", result.table, [
+        f"{arguments.rounds} rounds of {arguments.calls} calls per loop and level",
+    ])
+    return result
+
+
+if __name__ == "__main__":
+    main()
