@@ -50,6 +50,8 @@ from ._models import MergeJob, MergeStatus
 from ._policy import PollPolicy, RetryPolicy
 from ._progress import MergeStatusChange, WaitStats
 from ._refresh import RefreshTokenProvider
+from ._resume import SaveState, resume_wait
+from ._state import WAIT_STATE_VERSION, WaitState
 from ._wait import wait_for_merge
 
 __version__ = "0.1.0"
@@ -57,6 +59,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_API_DOMAIN",
     "DEFAULT_MAX_CONCURRENCY",
+    "WAIT_STATE_VERSION",
     "APINotSupportedError",
     "AuthenticationFailureError",
     "ChildRecord",
@@ -98,17 +101,20 @@ __all__ = [
     "RefreshRateLimitError",
     "RefreshTokenProvider",
     "RetryPolicy",
+    "SaveState",
     "StaticToken",
     "TokenProvider",
     "TokenRefreshError",
     "TransportError",
     "UnexpectedResponseError",
     "WaitOutcome",
+    "WaitState",
     "WaitStats",
     "ZohoAPIError",
     "ZohoError",
     "__version__",
     "merge_and_wait",
+    "resume_wait",
     "wait_all",
     "wait_for_merge",
     "wait_many",

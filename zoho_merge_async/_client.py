@@ -63,7 +63,11 @@ class ClientStats:
     retries: int
     """Requests sent again after INTERNAL_ERROR."""
     polls_sent: int = 0
-    """Status requests sent by waits, each serving every wait on its master record."""
+    """Polls started by waits, each serving every wait on its master record.
+
+    A poll that was cancelled or timed out while queued for the concurrency
+    cap counts too, although it sent no request.
+    """
     credits_saved: int = 0
     """Statuses that waits received from a request another wait also received."""
     rate_limited: int = 0
