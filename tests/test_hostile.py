@@ -327,7 +327,8 @@ def test_module_pattern_property(module: str) -> None:
 
 @given(record_id=st.text(max_size=35))
 def test_id_pattern_property(record_id: str) -> None:
-    valid = re.fullmatch(r"[0-9]{1,30}", record_id) is not None
+    # One to 30 ASCII digits, not all zeros: Zoho ids are positive.
+    valid = re.fullmatch(r"[0-9]{1,30}", record_id) is not None and record_id.strip("0") != ""
 
     try:
         MergeTarget(MODULE, record_id, JOB_ID)

@@ -73,6 +73,7 @@ EXPECTED_ALL = [
     "TokenRefreshError",
     "TransportError",
     "UnexpectedResponseError",
+    "UntrustedAPIDomainError",
     "WAIT_STATE_VERSION",
     "WaitOutcome",
     "WaitState",

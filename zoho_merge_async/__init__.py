@@ -13,8 +13,9 @@ from ._auth_errors import (
     InvalidRefreshTokenError,
     RefreshRateLimitError,
     TokenRefreshError,
+    UntrustedAPIDomainError,
 )
-from ._client import DEFAULT_API_DOMAIN, ClientStats, MergeClient
+from ._client import DEFAULT_API_DOMAIN, MergeClient
 from ._datacentre import DataCentre
 from ._errors import (
     APINotSupportedError,
@@ -52,6 +53,7 @@ from ._progress import MergeStatusChange, WaitStats
 from ._refresh import RefreshTokenProvider
 from ._resume import SaveState, resume_wait
 from ._state import WAIT_STATE_VERSION, WaitState
+from ._stats import ClientStats
 from ._wait import wait_for_merge
 
 __version__ = "0.1.0"
@@ -107,6 +109,7 @@ __all__ = [
     "TokenRefreshError",
     "TransportError",
     "UnexpectedResponseError",
+    "UntrustedAPIDomainError",
     "WaitOutcome",
     "WaitState",
     "WaitStats",

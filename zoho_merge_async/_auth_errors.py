@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._errors import ZohoError
+from ._errors import ZohoError, shorten
 
 
 class TokenRefreshError(ZohoError):
@@ -28,8 +28,10 @@ class TokenRefreshError(ZohoError):
         self.description = description
         self.http_status = http_status
         text = f"{self._explanation} ({error!r}, HTTP {http_status})"
-        if description:
-            text += f": {description}"
+        # The server's sentence may end in a period, and the advice follows after one.
+        sentence = description.rstrip().rstrip(".")
+        if sentence:
+            text += f": {sentence}"
         super().__init__(f"{text}. {self._advice[:1].upper()}{self._advice[1:]}")
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -84,6 +86,29 @@ class DataCentreMismatchError(ZohoError):
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.api_domain, self.chosen, self.token_api_domain,
                              self.token_data_centre))
+
+
+class UntrustedAPIDomainError(ZohoError):
+    """The token provider named an API domain that is not one of Zoho's, so nothing was sent.
+
+    Without a chosen `api_domain`, `MergeClient` sends requests to the
+    `api_domain` of its token provider, which `RefreshTokenProvider` takes
+    from the last token response. The client follows only the API domains
+    of the `DataCentre` presets (www, sandbox and developer hosts, https on
+    port 443) and loopback addresses, so that a forged token response
+    cannot send the access token to another host. `api_domain` is the
+    rejected value.
+    """
+
+    def __init__(self, api_domain: str) -> None:
+        self.api_domain = api_domain
+        super().__init__(
+            f"the token provider named the API domain {shorten(api_domain, 200)}, which is not "
+            "a Zoho API domain, so no request was sent to it. If it is your account's API "
+            "domain, pass it as MergeClient(api_domain=...)")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.api_domain,))
 
 
 _ERRORS_BY_VALUE: dict[str, type[TokenRefreshError]] = {

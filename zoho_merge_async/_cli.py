@@ -115,6 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     common = _common_options()
+    _add_status_parser(commands, common)
+    _add_wait_parser(commands, common)
+    add_merge_parser(commands, common, _EPILOG, positive_seconds)
+    _add_demo_parser(commands)
+    return parser
+
+
+def _add_status_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
+                       common: argparse.ArgumentParser) -> None:
     status = commands.add_parser(
         "status", parents=[common], help="print the status of a record's merge jobs",
         description="Print each merge job of a master record as '<job_id> <STATUS>'.",
@@ -123,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_record_arguments(status)
     status.add_argument("--job-id", help="print only this merge job (default: all jobs)")
 
+
+def _add_wait_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
+                     common: argparse.ArgumentParser) -> None:
     wait = commands.add_parser(
         "wait", parents=[common], help="wait until a merge job finishes",
         description="Poll a merge job until it is COMPLETED or FAILURE and print it.",
@@ -146,10 +158,6 @@ def build_parser() -> argparse.ArgumentParser:
                       help="print no progress on stderr (default: a live line on a terminal, "
                            "else one line per status change)")
 
-    add_merge_parser(commands, common, _EPILOG, positive_seconds)
-    _add_demo_parser(commands)
-    return parser
-
 
 def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
@@ -163,7 +171,7 @@ def _common_options() -> argparse.ArgumentParser:
         "--access-token-env", type=_variable_name, default=TOKEN_ENV, metavar="NAME",
         help=f"environment variable that contains the access token (default: {TOKEN_ENV})")
     common.add_argument("--json", action="store_true",
-                        help="print JSON instead of '<job_id> <STATUS>' lines")
+                        help="print the result as JSON instead of text lines")
     common.add_argument("-v", "--verbose", action="store_true",
                         help="log polls and retries to stderr")
     return common
@@ -269,9 +277,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _run_api_command(args: argparse.Namespace) -> int:
-    credentials = credentials_from_environment(os.environ, args.access_token_env)
     # Without a chosen domain, a refreshed token's own api_domain is used (else US).
-    api_domain = args.api_domain or os.environ.get(API_DOMAIN_ENV) or None
+    api_domain = _chosen_api_domain(args.api_domain, os.environ.get(API_DOMAIN_ENV))
+    credentials = credentials_from_environment(os.environ, args.access_token_env)
 
     try:
         async with MergeClient(credentials, api_domain=api_domain,
@@ -284,6 +292,25 @@ async def _run_api_command(args: argparse.Namespace) -> int:
     finally:
         if isinstance(credentials, RefreshTokenProvider):
             await credentials.aclose()
+
+
+def _chosen_api_domain(option: str | None, variable: str | None) -> str | None:
+    """Return --api-domain, else $ZOHO_API_DOMAIN, else None.
+
+    Raises `ValueError` for an empty value, which would otherwise fall back
+    to the token's or the US API domain, not what a caller who set it meant.
+    """
+    if option is not None:
+        if not option.strip():
+            raise ValueError(f"invalid --api-domain {option!r}: give scheme and host, such as "
+                             "https://www.zohoapis.eu, or leave the option out")
+        return option
+    if variable is not None:
+        if not variable.strip():
+            raise ValueError(f"invalid {API_DOMAIN_ENV} {variable!r}: set it to scheme and "
+                             "host, such as https://www.zohoapis.eu, or unset it")
+        return variable
+    return None
 
 
 def _poll_policy(args: argparse.Namespace) -> PollPolicy:

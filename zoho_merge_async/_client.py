@@ -7,28 +7,29 @@ import logging
 import random as random_module
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
 import aiohttp
-from tenacity import AsyncRetrying
 from yarl import URL
 
 from ._auth import ApiRoot, TokenProvider, as_token_provider, send_with_token
-from ._errors import InternalError, RateLimitError, TransportError, UnexpectedResponseError
+from ._errors import InternalError, RateLimitError, ZohoError
 from ._limiter import Limiter, RequestSlot, build_limiter
 from ._merge import ChildArgument, FinishedMerge, MergeResult, merge_and_wait, start_merge
 from ._merge_request import MergeField
 from ._models import MergeJob
 from ._policy import PollPolicy, RetryPolicy
 from ._progress import StatusCallback
-from ._response import MAX_BODY_BYTES, excerpt, parse_merge_response, parse_retry_after
-from ._retry import RateLimitMode, RetrySchedule, check_rate_limit_mode
+from ._response import parse_merge_response, parse_retry_after
+from ._retry import RateLimitMode, RetrySchedule, check_rate_limit_mode, retry_after_failure
+from ._stats import ClientStats
+from ._transport import HttpResponse, send_request, timeout_until_deadline
 from ._validation import (
     check_api_version,
     check_id,
     check_module,
+    check_positive_seconds,
 )
 from ._watch import WatchRegistry
 
@@ -43,35 +44,6 @@ DEFAULT_REQUEST_TIMEOUT = 30.0
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 RandomSource = Callable[[], float]
-
-
-@dataclass(frozen=True, slots=True)
-class HttpResponse:
-    """Status, headers and whole body of one HTTP response."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class ClientStats:
-    """Counts of what a client sent since it was created."""
-
-    requests_sent: int
-    """HTTP requests sent, each costing one Zoho API credit (retries included)."""
-    retries: int
-    """Requests sent again after INTERNAL_ERROR."""
-    polls_sent: int = 0
-    """Polls started by waits, each serving every wait on its master record.
-
-    A poll that was cancelled or timed out while queued for the concurrency
-    cap counts too, although it sent no request.
-    """
-    credits_saved: int = 0
-    """Statuses that waits received from a request another wait also received."""
-    rate_limited: int = 0
-    """429 TOO_MANY_REQUESTS responses received."""
 
 
 class MergeClient:
@@ -132,14 +104,12 @@ class MergeClient:
         # The root that URLs are built on; `_exchange` moves each request to the current one.
         self._api_root = self._api_roots.current()
         self._api_version = check_api_version(api_version)
-        if isinstance(request_timeout, bool) or not (
-                isinstance(request_timeout, int | float) and 0 < request_timeout < float("inf")):
-            raise ValueError(f"invalid request_timeout {request_timeout!r}: give a positive, "
-                             "finite number of seconds")
+        self._request_timeout = check_positive_seconds("request_timeout", request_timeout)
         self.retry_policy = retry if retry is not None else RetryPolicy()
         self.poll_policy = poll if poll is not None else PollPolicy()
-        self._request_timeout = float(request_timeout)
         self._session = session
+        # The event loop of the first request; aiohttp's session works in that loop only.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._owns_session = session is None
         self._closed = False
         self._clock = clock
@@ -315,27 +285,20 @@ class MergeClient:
         except (InternalError, RateLimitError) as error:
             if isinstance(error, RateLimitError) and not slow_down:
                 raise
-            first_failure: InternalError | RateLimitError | None = error
+            first_failure = error
 
-        async def attempt() -> list[MergeJob]:
-            nonlocal first_failure
-            if first_failure is not None:
-                failure, first_failure = first_failure, None
-                raise failure
+        async def send() -> list[MergeJob]:
             return await self._send(url, params, deadline, module=module,
                                     master_record_id=master_record_id, job_id=job_id)
 
-        def count_retry() -> None:
-            self._retries += 1
-
         schedule = RetrySchedule(
             self.retry_policy, slow_down=slow_down, deadline=deadline, clock=self._clock,
-            random=self._random, count_retry=count_retry,
+            random=self._random, count_retry=self._count_retry,
             request_label=f"{module} record {master_record_id} job {job_id}")
-        retrying = AsyncRetrying(retry=schedule.retry, stop=schedule.stop, wait=schedule.wait,
-                                 sleep=self._sleep, before_sleep=schedule.before_sleep,
-                                 reraise=True)
-        return await retrying(attempt)
+        return await retry_after_failure(send, first_failure, schedule, self._sleep)
+
+    def _count_retry(self) -> None:
+        self._retries += 1
 
     def _merge_url(self, module: str, master_record_id: str) -> URL:
         return self._api_root.with_path(
@@ -353,28 +316,41 @@ class MergeClient:
     async def _exchange(
         self, method: str, url: URL, *, params: Mapping[str, str] | None = None,
         json_body: object = None, deadline: float | None = None,
+        translate_send_error: Callable[[ZohoError], ZohoError | None] | None = None,
     ) -> HttpResponse:
         """Send one request with the access token and read its whole body; no interpretation.
 
         The request goes to the current API root, whatever root `url` has. After
         a 401 INVALID_TOKEN it is sent once more with a refreshed token, and
         that replay is not an INTERNAL_ERROR retry. Nothing else is retried.
+        With a `deadline` (on `clock`), getting the token, waiting for a slot
+        and the request end by the deadline, and nothing is sent after it.
+        `translate_send_error` gets each error of the request itself (not of
+        getting a token or a slot) and returns an error to raise instead, or None.
         """
         self._check_open()
+        self._check_event_loop()
 
         async def send(token: str) -> HttpResponse:
             target = self._api_roots.checked().join(url.relative())
             # The slot is taken before `_exchange_once` starts the request timeout.
             async with RequestSlot(self._limiter, self._clock, deadline, method, target):
-                response = await self._exchange_once(method, target, token, params=params,
-                                                     json_body=json_body, deadline=deadline)
+                try:
+                    response = await self._exchange_once(method, target, token, params=params,
+                                                         json_body=json_body, deadline=deadline)
+                except ZohoError as exc:
+                    replacement = translate_send_error(exc) if translate_send_error else None
+                    if replacement is None:
+                        raise
+                    raise replacement from exc
             if response.status == 429:
                 self._rate_limited += 1
                 self._limiter.note_rate_limited(parse_retry_after(response.headers.get(
                     "Retry-After")))
             return response
 
-        return await send_with_token(self._token_provider, send)
+        return await send_with_token(self._token_provider, send, deadline=deadline,
+                                     clock=self._clock, request_label=f"{method} {url.path}")
 
     async def _exchange_once(
         self, method: str, url: URL, token: str, *, params: Mapping[str, str] | None = None,
@@ -382,24 +358,12 @@ class MergeClient:
     ) -> HttpResponse:
         """Send one request and read its whole body; no retry, no interpretation."""
         session = self._get_session()
-        timeout = self._request_timeout
-        if deadline is not None:
-            timeout = max(0.001, min(timeout, deadline - self._clock()))
-        headers = {"Authorization": f"Zoho-oauthtoken {token}"}
+        timeout = timeout_until_deadline(method, url, self._request_timeout, deadline,
+                                         self._clock)
 
         self._requests_sent += 1
-        try:
-            async with session.request(
-                method, url, params=params, json=json_body, headers=headers,
-                allow_redirects=False, timeout=aiohttp.ClientTimeout(total=timeout),
-            ) as response:
-                body = await _read_body(response)
-                return HttpResponse(response.status, response.headers, body)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise TransportError(
-                f"{method} {url.host}{url.path} failed: "
-                f"{_describe_transport_error(exc, timeout)}"
-            ) from exc
+        return await send_request(session, method, url, token, params=params,
+                                  json_body=json_body, timeout=timeout)
 
     def _get_session(self) -> aiohttp.ClientSession:
         self._check_open()
@@ -416,30 +380,12 @@ class MergeClient:
         if self._closed:
             raise RuntimeError("this MergeClient is closed; create a new MergeClient")
 
-
-async def _read_body(response: aiohttp.ClientResponse) -> bytes:
-    """Read the body, raising `UnexpectedResponseError` beyond `MAX_BODY_BYTES`."""
-    if response.content_length is not None and response.content_length > MAX_BODY_BYTES:
-        raise UnexpectedResponseError(
-            f"the body of {response.content_length} bytes exceeds the limit of "
-            f"{MAX_BODY_BYTES} bytes", response.status)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise UnexpectedResponseError(
-                f"the body exceeds the limit of {MAX_BODY_BYTES} bytes", response.status,
-                excerpt(b"".join(chunks) + chunk))
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _describe_transport_error(exc: BaseException, timeout: float) -> str:
-    if isinstance(exc, TimeoutError):
-        return f"no complete response within {timeout:g} s (request timeout)"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        # Its text can be the repr of a half-read response head, headers included.
-        return "the server closed the connection before a complete response " \
-               "(ServerDisconnectedError)"
-    return f"{type(exc).__name__}: {exc}"
+    def _check_event_loop(self) -> None:
+        """Raise `RuntimeError` in another event loop than the one of the first request."""
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif loop is not self._loop:
+            raise RuntimeError("a MergeClient works in the event loop it first used, and this "
+                               "is another one (a second asyncio.run?); create one client per "
+                               "event loop")

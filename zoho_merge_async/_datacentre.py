@@ -84,3 +84,15 @@ class DataCentre(enum.Enum):
             if URL(centre.accounts_url).host == host:
                 return centre
         return None
+
+
+_ZOHO_API_HOSTS = frozenset(
+    URL(domain).host
+    for centre in DataCentre
+    for domain in (centre.api_domain, centre.sandbox_api_domain, centre.developer_api_domain)
+)
+
+
+def is_zoho_api_domain(url: URL) -> bool:
+    """Return True for the https production, sandbox or developer API domain of a data centre."""
+    return url.scheme == "https" and url.port == 443 and url.host in _ZOHO_API_HOSTS

@@ -141,22 +141,30 @@ def plan_jobs(rng: random.Random, merge_count: int,
     erroring = set(rng.sample(range(record_count),
                               min(record_count, math.ceil(merge_count * INTERNAL_ERROR_SHARE))))
 
-    plans = []
-    for index, (module, record) in enumerate(records):
-        running_at = rng.uniform(*RUNNING_AT_RANGE)
-        plans.append(JobPlan(
-            module=module,
-            master_record_id=record,
-            child_record_id=next(child_ids),
-            expected=MergeStatus.FAILURE if index in failing else MergeStatus.COMPLETED,
-            internal_error=index in erroring,
-            running_at=running_at,
-            finished_at=rng.uniform(running_at + MIN_RUNNING_TIME, LAST_FINISH),
-            latency=rng.uniform(*LATENCY_RANGE),
-        ))
+    plans = [
+        _plan_job(rng, module, record, next(child_ids),
+                  MergeStatus.FAILURE if index in failing else MergeStatus.COMPLETED,
+                  index in erroring)
+        for index, (module, record) in enumerate(records)]
     owners = [rng.choice(records) for _ in range(merge_count - record_count)]
     instant = [InstantMerge(module, record, next(child_ids)) for module, record in owners]
     return plans, instant
+
+
+def _plan_job(rng: random.Random, module: str, record: str, child_id: str,
+              expected: MergeStatus, internal_error: bool) -> JobPlan:
+    """Draw the timeline and latency of one job."""
+    running_at = rng.uniform(*RUNNING_AT_RANGE)
+    return JobPlan(
+        module=module,
+        master_record_id=record,
+        child_record_id=child_id,
+        expected=expected,
+        internal_error=internal_error,
+        running_at=running_at,
+        finished_at=rng.uniform(running_at + MIN_RUNNING_TIME, LAST_FINISH),
+        latency=rng.uniform(*LATENCY_RANGE),
+    )
 
 
 async def start_merges(client: MergeClient, server: FakeZohoServer, plans: list[JobPlan],

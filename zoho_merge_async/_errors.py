@@ -16,7 +16,8 @@ Every failure of a request or a wait is a `ZohoError`::
     ├── MergeOutcomeUnknownError     a merge request failed in a way that may have merged
     ├── TokenRefreshError            the accounts server refused a refresh (_auth_errors)
     │   └── InvalidRefreshTokenError, InvalidClientError, RefreshRateLimitError
-    └── DataCentreMismatchError      the API domain and the token are in two data centres
+    ├── DataCentreMismatchError      the API domain and the token are in two data centres
+    └── UntrustedAPIDomainError      the token named an API domain that is not Zoho's
 
 Misuse of the API (a malformed module name, a closed client) raises `ValueError`
 or `RuntimeError` instead, before any request is sent.
@@ -28,6 +29,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._models import MergeStatus
+
+MAX_SERVER_TEXT_CHARS = 300
+"""Characters of Zoho's `message`, and of its `details` as text, shown in an error message."""
+
+MAX_CAUSE_CHARS = 200
+"""Characters of the last error's text shown in a `MergeTimeoutError` message."""
+
+
+def shorten(text: str, limit: int) -> str:
+    """Return `text` cut to `limit` characters, ending in "…" when it was cut."""
+    if len(text) <= limit:
+        return text
+    return text[:limit - 1] + "…"
 
 
 class ZohoError(Exception):
@@ -57,9 +71,9 @@ class ZohoAPIError(ZohoError):
     def _describe(self) -> str:
         text = f"Zoho returned {self.code} (HTTP {self.http_status})"
         if self.message:
-            text += f": {self.message}"
+            text += f": {shorten(self.message, MAX_SERVER_TEXT_CHARS)}"
         if self.details:
-            text += f" {self.details}"
+            text += f" {shorten(str(self.details), MAX_SERVER_TEXT_CHARS)}"
         hint = _HINTS.get(self.code)
         if hint:
             text += f". {hint}"
@@ -236,7 +250,12 @@ class MultipleMergeJobsError(ZohoError):
 
 
 class MergeTimeoutError(ZohoError, TimeoutError):
-    """The merge job was not finished when the wait's deadline passed."""
+    """The merge job was not finished when the wait's deadline passed.
+
+    `last_error` summarises the error that ended the last request before the
+    deadline: its type and the start of its text. It is "" when there was
+    none. The error itself is chained as `__cause__`.
+    """
 
     def __init__(
         self,
@@ -244,19 +263,28 @@ class MergeTimeoutError(ZohoError, TimeoutError):
         last_status: MergeStatus | None,
         elapsed: float,
         polls: int,
+        last_error: str = "",
     ) -> None:
         self.job_id = job_id
         self.last_status = last_status
         self.elapsed = elapsed
         self.polls = polls
+        self.last_error = last_error
         status = last_status.value if last_status else "unknown"
-        super().__init__(
-            f"merge job {job_id or '(not yet known)'} was still {status} after "
-            f"{elapsed:.1f} s and {polls} polls; raise the timeout or resume the wait later"
-        )
+        text = (f"merge job {job_id or '(not yet known)'} was still {status} after "
+                f"{elapsed:.1f} s and {polls} polls")
+        if last_error:
+            text += f" (last error: {last_error})"
+        super().__init__(f"{text}; raise the timeout or resume the wait later")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.job_id, self.last_status, self.elapsed, self.polls))
+        return (type(self), (self.job_id, self.last_status, self.elapsed, self.polls,
+                             self.last_error))
+
+
+def summarize_error(error: BaseException) -> str:
+    """Return the error's type name and the start of its text, for another error's message."""
+    return f"{type(error).__name__}: {shorten(str(error), MAX_CAUSE_CHARS)}"
 
 
 class UnexpectedResponseError(ZohoError):
@@ -281,18 +309,33 @@ class UnexpectedResponseError(ZohoError):
 class TransportError(ZohoError):
     """The request failed before a complete response arrived: connection error or timeout.
 
-    The aiohttp or timeout exception is chained as `__cause__`.
+    `request_sent` is True when the request may have reached the server: the
+    connection broke or the request timed out after it was opened. It is
+    False when the request was never sent, because no connection could be
+    opened, no access token or request slot came in time, or the deadline
+    had passed. The aiohttp or timeout exception, if any, is chained as
+    `__cause__`.
     """
+
+    def __init__(self, message: str, *, request_sent: bool = False) -> None:
+        super().__init__(message)
+        self.request_sent = request_sent
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self),), {"request_sent": self.request_sent})
 
 
 class MergeOutcomeUnknownError(ZohoError):
     """A Merge Records request failed in a way that leaves open whether Zoho merged.
 
     Raised for a lost connection or request timeout after the request may have
-    been sent, an HTTP 5xx response (INTERNAL_ERROR included) and a response
-    that cannot be read. The request is never sent again automatically, because a
-    second request could merge twice. The original error is chained as
-    `__cause__`.
+    been sent (`TransportError.request_sent`), an HTTP 5xx response or
+    INTERNAL_ERROR, and a 2xx response that cannot be read. Errors before the
+    request was sent (getting a token, the data centre check, waiting for a
+    request slot, opening the connection) and 3xx or 4xx responses without
+    Zoho's error body are raised as they are. The request is never sent again
+    automatically, because a second request could merge twice. The original
+    error is chained as `__cause__`.
     """
 
     def __init__(self, module: str, master_record_id: str, child_ids: list[str],

@@ -89,9 +89,11 @@ def wait_many(
     `on_status`, cancels the remaining waits and propagates.
 
     Every argument is checked before this returns, so invalid input raises
-    `ValueError` at the call and sends nothing. Leaving the loop early,
-    closing the iterator or cancelling the consuming task cancels the waits
-    that have not ended; `contextlib.aclosing` does that at once::
+    `ValueError` at the call and sends nothing. Cancelling the consuming task
+    or closing the iterator (`aclose()`) cancels the waits that have not
+    ended. Leaving the loop early does not: the waits go on polling until the
+    iterator is closed, or until asyncio closes it after it is garbage
+    collected. `contextlib.aclosing` closes it as the loop is left::
 
         async with contextlib.aclosing(wait_many(client, targets)) as outcomes:
             async for outcome in outcomes:

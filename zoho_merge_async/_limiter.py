@@ -18,6 +18,7 @@ import collections
 import contextlib
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from types import TracebackType
 from typing import Protocol, runtime_checkable
 
 from yarl import URL
@@ -61,11 +62,19 @@ class ConcurrencyLimiter:
     """An asyncio limiter that admits at most `max_concurrency` requests at once.
 
     Waiting requests are admitted first in, first out. The limit adapts: each
-    429 halves the current limit (down to 1), and each run of successful
-    requests as long as the current limit raises it by one again, up to
-    `max_concurrency`. The limiter does not pause on Retry-After itself,
-    because the request that received the 429 waits that long before it is
-    sent again. It is not thread-safe: use it from one event loop.
+    429 halves the current limit (down to 1) and restarts the count of
+    completed requests. Once as many requests as the current limit have
+    completed, it rises by one, up to `max_concurrency`. A request completes
+    when its slot is freed without an exception. The request that got a 429
+    completes too, just before the 429 restarts the count. A failed or
+    cancelled request does not count. The limiter does not pause on
+    Retry-After itself, because the request that received the 429 waits
+    that long before it is sent again. It is not thread-safe: use it from
+    one event loop.
+
+    NOTE: a cancelled request frees its slot at once, although the server
+    may still be processing it, so the server can briefly see more requests
+    of this client than the limit.
 
     Raises `ValueError` unless `max_concurrency` is a whole number of at least 1.
     """
@@ -143,7 +152,7 @@ class ConcurrencyLimiter:
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():
                 # The slot was granted just before the cancellation: pass it on.
-                self._release()
+                self._release(completed=False)
             else:
                 # `_admit_queued` may already have dropped this cancelled future.
                 with contextlib.suppress(ValueError):
@@ -154,9 +163,10 @@ class ConcurrencyLimiter:
         self._in_flight += 1
         self._peak = max(self._peak, self._in_flight)
 
-    def _release(self) -> None:
+    def _release(self, *, completed: bool) -> None:
         self._in_flight -= 1
-        self._successes += 1
+        if completed:
+            self._successes += 1
         if self._limit < self._max and self._successes >= self._limit:
             self._limit += 1
             self._successes = 0
@@ -188,8 +198,8 @@ class _Slot:
     async def __aenter__(self) -> None:
         await self._limiter._acquire()
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        self._limiter._release()
+    async def __aexit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        self._limiter._release(completed=exc_type is None)
 
 
 class RequestSlot:
@@ -227,8 +237,10 @@ class RequestSlot:
                 f"{self._method} {url.host}{url.path} was not sent: no request slot became "
                 f"free within {remaining:g} s, before the deadline") from exc
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self._slot.__aexit__(None, None, None)
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        traceback: TracebackType | None) -> None:
+        # The limiter receives the exception that ended the request, such as a cancellation.
+        await self._slot.__aexit__(exc_type, exc, traceback)
 
 
 def build_limiter(max_concurrency: int | None,

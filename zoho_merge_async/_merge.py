@@ -14,14 +14,14 @@ request after a lost response could merge twice.
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
-
 from ._errors import (
+    InternalError,
     MergeOutcomeUnknownError,
     MergeTimeoutError,
     TransportError,
@@ -100,23 +100,28 @@ async def start_merge(
     Raises `ValueError` before sending for invalid input, the `ZohoAPIError`
     subclass of Zoho's error code, and `MergeOutcomeUnknownError` when the
     request failed in a way that may have merged. A request cut by `deadline`
-    (on the client's clock) counts as such a failure.
+    (on the client's clock) after it was sent counts as such a failure. An
+    error before the request was sent, such as a failed token refresh or a
+    deadline that passed first, is raised as it is.
     """
     module = check_module(module)
     master = check_id("master_record_id", master_record_id)
     request = build_merge_request(master, children, master_record_fields)
     url = client._merge_url(module, master)
 
+    # Errors of getting a token or a request slot come before sending, so only
+    # errors of the exchange itself and of its response may leave the outcome open.
+    unknown_outcome = functools.partial(_unknown_outcome, module, request)
+    response = await client._exchange("POST", url, json_body=request.to_json(),
+                                      deadline=deadline, translate_send_error=unknown_outcome)
     try:
-        response = await client._exchange("POST", url, json_body=request.to_json(),
-                                          deadline=deadline)
         result = parse_merge_records_response(response.status, response.headers, response.body,
-                                    module=module, request=request)
+                                              module=module, request=request)
     except ZohoError as exc:
-        if not _may_have_merged(exc):
+        unknown = unknown_outcome(exc)
+        if unknown is None:
             raise
-        child_ids = [child.id for child in request.children]
-        raise MergeOutcomeUnknownError(module, master, child_ids, str(exc)) from exc
+        raise unknown from exc
 
     logger.debug("merge of %s records %s into %s: %s %s", module, ",".join(result.child_ids),
                  master, result.outcome.value, result.job_id or "")
@@ -144,11 +149,13 @@ async def merge_and_wait(
 
     `timeout` in seconds (default `policy.timeout`, 600 s) covers the request
     and the wait together. At the deadline `MergeTimeoutError` is raised, and
-    its `job_id` lets a later `wait_for_merge` resume. `on_status` is passed to
-    `wait_for_merge` for a scheduled merge and is not called for a merge done
-    at once. Raises `ValueError` before sending for invalid input,
-    `MergeOutcomeUnknownError` if the request may or may not have merged, and
-    the errors of `wait_for_merge`.
+    its `job_id` lets a later `wait_for_merge` resume. If the deadline passes
+    before the request is sent (while a token is fetched, for example),
+    `TransportError` is raised with `request_sent` False, and nothing was
+    merged. `on_status` is passed to `wait_for_merge` for a scheduled merge
+    and is not called for a merge done at once. Raises `ValueError` before
+    sending for invalid input, `MergeOutcomeUnknownError` if the request may
+    or may not have merged, and the errors of `wait_for_merge`.
     """
     policy = policy if policy is not None else client.poll_policy
     timeout = resolve_timeout(policy, timeout)
@@ -159,12 +166,18 @@ async def merge_and_wait(
                                master_record_fields, deadline=deadline)
     if result.job_id is None:
         return FinishedMerge(result, MergeStatus.COMPLETED)
+    return await _wait_for_job(client, result, result.job_id, policy, started, deadline,
+                               on_status)
 
+
+async def _wait_for_job(client: MergeClient, result: MergeResult, job_id: str,
+                        policy: PollPolicy, started: float, deadline: float,
+                        on_status: StatusCallback | None) -> FinishedMerge:
+    """Wait for the job of a scheduled merge until `deadline` (on the client's clock)."""
     remaining = deadline - client._clock()
     if remaining <= 0:
-        raise MergeTimeoutError(result.job_id, MergeStatus.SCHEDULED,
-                                client._clock() - started, 0)
-    job = await wait_for_merge(client, result.module, result.master_record_id, result.job_id,
+        raise MergeTimeoutError(job_id, MergeStatus.SCHEDULED, client._clock() - started, 0)
+    job = await wait_for_merge(client, result.module, result.master_record_id, job_id,
                                policy=policy, timeout=remaining, on_status=on_status)
     return FinishedMerge(result, job.status)
 
@@ -230,11 +243,26 @@ def _read_id(details: Mapping[str, Any], key: str, http_status: int, body: bytes
                                   http_status, excerpt(body))
 
 
+def _unknown_outcome(module: str, request: MergeRequest,
+                     error: ZohoError) -> MergeOutcomeUnknownError | None:
+    """Return the `MergeOutcomeUnknownError` for an error that may have merged, else None."""
+    if not _may_have_merged(error):
+        return None
+    child_ids = [child.id for child in request.children]
+    return MergeOutcomeUnknownError(module, request.master_record_id, child_ids, str(error))
+
+
 def _may_have_merged(error: ZohoError) -> bool:
-    """Tell whether a failed merge request may still have reached Zoho and merged."""
+    """Tell whether a failed merge request may still have reached Zoho and merged.
+
+    A request that was never sent did not merge. Of the responses, an
+    INTERNAL_ERROR or 5xx and a 2xx that cannot be read leave the outcome
+    open, but a redirect and a 4xx without Zoho's error body do not.
+    """
     if isinstance(error, TransportError):
-        # A connection that was never opened carried no request.
-        return not isinstance(error.__cause__, aiohttp.ClientConnectorError)
+        return error.request_sent
     if isinstance(error, ZohoAPIError):
-        return error.http_status >= 500
-    return isinstance(error, UnexpectedResponseError)
+        return isinstance(error, InternalError) or error.http_status >= 500
+    if isinstance(error, UnexpectedResponseError):
+        return 200 <= error.http_status < 300 or error.http_status >= 500
+    return False

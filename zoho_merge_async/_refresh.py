@@ -125,7 +125,10 @@ class RefreshTokenProvider:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop a running refresh and close the session the provider made. Safe to call twice."""
+        """Stop a running refresh and close the session the provider made. Safe to call twice.
+
+        Callers waiting for the stopped refresh raise `RuntimeError`.
+        """
         self._closed = True
         task, self._in_flight = self._in_flight, None
         if task is not None:
@@ -188,7 +191,15 @@ class RefreshTokenProvider:
             task.add_done_callback(_retrieve_exception)
             self._in_flight = task
         # The shield keeps a cancelled waiter from cancelling the refresh the others await.
-        return await asyncio.shield(task)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            own_cancellation = current is not None and current.cancelling() > 0
+            if task.cancelled() and self._closed and not own_cancellation:
+                raise RuntimeError("the token provider was closed while it refreshed the access "
+                                   "token; create a new RefreshTokenProvider") from None
+            raise
 
     async def _refresh_once(self) -> str:
         try:

@@ -25,6 +25,9 @@ MAX_BODY_BYTES = 1024 * 1024
 EXCERPT_CHARS = 200
 """Characters of an unexpected body kept in `UnexpectedResponseError.body_excerpt`."""
 
+LISTED_JOB_IDS = 5
+"""Job ids named in an error about a response that lacks the requested job."""
+
 MAX_RETRY_AFTER = 86400.0
 """Largest Retry-After value kept, in seconds; a larger one is cut to a day."""
 
@@ -60,10 +63,18 @@ def parse_merge_response(
         return jobs
     matching = [job for job in jobs if job.job_id == job_id]
     if not matching:
-        listed = ", ".join(job.job_id for job in jobs)
-        raise UnexpectedResponseError(f"asked for job {job_id} but Zoho reported {listed}",
-                                      http_status, excerpt(body))
+        raise UnexpectedResponseError(
+            f"asked for job {job_id} but Zoho reported {_list_job_ids(jobs)}", http_status,
+            excerpt(body))
     return matching[:1]
+
+
+def _list_job_ids(jobs: list[MergeJob]) -> str:
+    """Name the first `LISTED_JOB_IDS` job ids, and how many more there are."""
+    first_ids = ", ".join(job.job_id for job in jobs[:LISTED_JOB_IDS])
+    if len(jobs) <= LISTED_JOB_IDS:
+        return f"job {first_ids}" if len(jobs) == 1 else f"jobs {first_ids}"
+    return f"{len(jobs)} jobs ({first_ids} and {len(jobs) - LISTED_JOB_IDS} more)"
 
 
 def read_success_payload(http_status: int, headers: Mapping[str, str], body: bytes) -> Any:

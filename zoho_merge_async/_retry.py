@@ -11,15 +11,17 @@ end at or after the deadline.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Literal, TypeAlias
+from collections.abc import Awaitable, Callable
+from typing import Literal, TypeAlias, TypeVar
 
-from tenacity import RetryCallState
+from tenacity import AsyncRetrying, RetryCallState
 
 from ._errors import InternalError, RateLimitError
 from ._policy import RetryPolicy
 
 logger = logging.getLogger("zoho_merge_async")
+
+_T = TypeVar("_T")
 
 RateLimitMode: TypeAlias = Literal["raise", "slow_down"]
 RATE_LIMIT_MODES: tuple[RateLimitMode, ...] = ("raise", "slow_down")
@@ -41,8 +43,10 @@ class RetrySchedule:
     `slow_down` turns on repeats after 429. `deadline` is on `clock`, or None
     for no deadline. `count_retry` is called before each INTERNAL_ERROR retry.
     `request_label` names the request in log messages.
-    The attempts after INTERNAL_ERROR and after 429 are counted apart, so a
-    429 does not use up `policy.max_attempts`.
+    The repeats after INTERNAL_ERROR and after 429 are counted apart, so a
+    429 does not use up `policy.max_attempts`. They are counted in
+    `before_sleep`, which tenacity calls once per repeat, so `wait` and
+    `stop` can be called any number of times.
     """
 
     def __init__(self, policy: RetryPolicy, *, slow_down: bool, deadline: float | None,
@@ -56,8 +60,8 @@ class RetrySchedule:
         self._random = random
         self._count_retry = count_retry
         self._request_label = request_label
-        self._internal_errors = 0
-        self._rate_limits = 0
+        self._internal_retries = 0
+        self._rate_limit_repeats = 0
 
     def retry(self, state: RetryCallState) -> bool:
         """Retry the errors in `retried`, nothing else."""
@@ -65,20 +69,20 @@ class RetrySchedule:
         return outcome is not None and isinstance(outcome.exception(), self.retried)
 
     def wait(self, state: RetryCallState) -> float:
-        """Compute the pause before the next attempt, counting the failure."""
+        """Compute the pause before the next attempt."""
         error = state.outcome.exception() if state.outcome is not None else None
         if isinstance(error, RateLimitError):
-            self._rate_limits += 1
             if error.retry_after is not None and error.retry_after > 0:
                 return error.retry_after
-            return self._policy.delay(self._rate_limits, self._random())
-        self._internal_errors += 1
-        return self._policy.delay(self._internal_errors, self._random())
+            return self._policy.delay(self._rate_limit_repeats + 1, self._random())
+        return self._policy.delay(self._internal_retries + 1, self._random())
 
     def stop(self, state: RetryCallState) -> bool:
         """Stop after `max_attempts` INTERNAL_ERRORs, or when the pause would pass the deadline."""
         error = state.outcome.exception() if state.outcome is not None else None
-        if isinstance(error, InternalError) and self._internal_errors >= self._policy.max_attempts:
+        # This failure is INTERNAL_ERROR number `_internal_retries + 1`.
+        if isinstance(error, InternalError) \
+                and self._internal_retries + 1 >= self._policy.max_attempts:
             return True
         if self._deadline is None:
             return False
@@ -88,9 +92,34 @@ class RetrySchedule:
         """Count and log the repeat that is about to happen."""
         error = state.outcome.exception() if state.outcome is not None else None
         if isinstance(error, RateLimitError):
+            self._rate_limit_repeats += 1
             logger.debug("TOO_MANY_REQUESTS for %s; sending again in %.2f s (429 number %d)",
-                         self._request_label, state.upcoming_sleep, self._rate_limits)
+                         self._request_label, state.upcoming_sleep, self._rate_limit_repeats)
             return
+        self._internal_retries += 1
         self._count_retry()
         logger.debug("INTERNAL_ERROR for %s; retry %d in %.2f s", self._request_label,
-                     self._internal_errors, state.upcoming_sleep)
+                     self._internal_retries, state.upcoming_sleep)
+
+
+async def retry_after_failure(
+    send: Callable[[], Awaitable[_T]], first_failure: InternalError | RateLimitError,
+    schedule: RetrySchedule, sleep: Callable[[float], Awaitable[None]],
+) -> _T:
+    """Send again as `schedule` decides, with `first_failure` as the outcome of attempt 1.
+
+    The caller made attempt 1 outside tenacity. Raising its error here as
+    tenacity's attempt 1 keeps the schedule as if tenacity had made it.
+    """
+    pending: InternalError | RateLimitError | None = first_failure
+
+    async def attempt() -> _T:
+        nonlocal pending
+        if pending is not None:
+            failure, pending = pending, None
+            raise failure
+        return await send()
+
+    retrying = AsyncRetrying(retry=schedule.retry, stop=schedule.stop, wait=schedule.wait,
+                             sleep=sleep, before_sleep=schedule.before_sleep, reraise=True)
+    return await retrying(attempt)

@@ -36,7 +36,7 @@ def check_id(name: str, value: object) -> str:
     """Return a record or job id as a digit string, else raise ValueError naming `name`."""
     if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 10**30:
         return str(value)
-    if isinstance(value, str) and _ID_PATTERN.fullmatch(value):
+    if isinstance(value, str) and _ID_PATTERN.fullmatch(value) and value.strip("0"):
         return value
     raise ValueError(
         f"invalid {name} {value!r}: Zoho ids are positive whole numbers, given as digits "
@@ -101,3 +101,14 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def check_positive_seconds(name: str, value: object) -> float:
+    """Return `value` as a float if it is a positive, finite number of seconds.
+
+    Raises `ValueError` naming `name` otherwise.
+    """
+    if isinstance(value, bool) or not (
+            isinstance(value, int | float) and 0 < value < float("inf")):
+        raise ValueError(f"invalid {name} {value!r}: give a positive, finite number of seconds")
+    return float(value)

@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeAlias
 
-from ._errors import MergeTimeoutError
+from ._errors import MergeTimeoutError, summarize_error
 from ._models import MergeJob, MergeStatus
 from ._policy import PollPolicy
 from ._progress import MergeStatusChange, StatusCallback, WaitStats
@@ -71,8 +71,10 @@ class Waiter:
         self.events.put_nowait(event)
 
     def time_out(self, now: float, cause: BaseException | None = None) -> None:
-        """Deliver `MergeTimeoutError` with this waiter's counts, chaining `cause`."""
-        error = MergeTimeoutError(self.job_id, self.last_status, now - self.started, self.polls)
+        """Deliver `MergeTimeoutError` with this waiter's counts and `cause` as its last error."""
+        last_error = summarize_error(cause) if cause is not None else ""
+        error = MergeTimeoutError(self.job_id, self.last_status, now - self.started, self.polls,
+                                  last_error)
         if cause is not None:
             error.__cause__ = cause
         self.deliver(error)
