@@ -13,14 +13,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import gc
 import random
 import time
-import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from leak_checks import assert_no_leftovers, settle
 
 from zoho_merge_async import (
     ConcurrencyLimiter,
@@ -81,27 +80,11 @@ class TrackingLimiter:
         self.inner.note_rate_limited(retry_after)
 
 
-async def settle(condition: Callable[[], bool]) -> bool:
-    """Return whether `condition` became true within SETTLE_SECONDS of real time."""
-    deadline = time.monotonic() + SETTLE_SECONDS
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
-
-
 @pytest.fixture(autouse=True)
 async def no_leftovers() -> AsyncIterator[None]:
     """Check, after every other fixture closed, that no task is left and no warning is due."""
     yield
-
-    current = asyncio.current_task()
-    assert await settle(lambda: asyncio.all_tasks() <= {current})
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        gc.collect()
-    assert [str(warning.message) for warning in caught] == []
+    await assert_no_leftovers(SETTLE_SECONDS)
 
 
 @pytest.fixture
@@ -110,7 +93,9 @@ async def server() -> AsyncIterator[FakeZohoServer]:
         yield fake
         runner = fake._runner
         assert runner is not None
-        assert await settle(lambda: runner.server is None or not runner.server.connections)
+        closed = await settle(lambda: runner.server is None or not runner.server.connections,
+                              SETTLE_SECONDS)
+        assert closed
 
 
 @pytest.fixture
@@ -173,7 +158,7 @@ async def test_storm_all_cancelled(server: FakeZohoServer, connect: Connect) -> 
         tasks[index].cancel()
 
     try:
-        assert await settle(lambda: len(server.requests) >= WARM_UP_POLLS)
+        assert await settle(lambda: len(server.requests) >= WARM_UP_POLLS, SETTLE_SECONDS)
         loop = asyncio.get_running_loop()
         rng = random.Random(SEED)
         for index in range(WAITS):

@@ -11,11 +11,8 @@ each fault and the test that proves it.
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import json
 import time
-import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -24,6 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 from conftest import JOB_ID, MODULE, OTHER_JOB_ID, RECORD_ID, FakeClock
+from leak_checks import assert_no_leftovers, settle
 from rawserver import (
     Behaviour,
     RawServer,
@@ -72,27 +70,11 @@ def status_body(job_id: str, status: str) -> bytes:
     return json.dumps({"merge": [{"job_id": job_id, "status": status}]}).encode()
 
 
-async def settle(condition: Callable[[], bool]) -> bool:
-    """Return whether `condition` became true within SETTLE_SECONDS of real time."""
-    deadline = time.monotonic() + SETTLE_SECONDS
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
-
-
 @pytest.fixture(autouse=True)
 async def no_leftovers() -> AsyncIterator[None]:
     """Check, after every other fixture closed, that no task is left and no warning is due."""
     yield
-
-    current = asyncio.current_task()
-    assert await settle(lambda: asyncio.all_tasks() <= {current})
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        gc.collect()
-    assert [str(warning.message) for warning in caught] == []
+    await assert_no_leftovers(SETTLE_SECONDS)
 
 
 @pytest.fixture
@@ -101,7 +83,9 @@ async def server() -> AsyncIterator[FakeZohoServer]:
         yield fake
         runner = fake._runner
         assert runner is not None
-        assert await settle(lambda: runner.server is None or not runner.server.connections)
+        closed = await settle(lambda: runner.server is None or not runner.server.connections,
+                              SETTLE_SECONDS)
+        assert closed
 
 
 @pytest.fixture
@@ -157,7 +141,7 @@ async def raw_exchange(
             outcome = error
         finally:
             await close_checked(client)
-        assert await settle(lambda: raw.open_connections == 0)
+        assert await settle(lambda: raw.open_connections == 0, SETTLE_SECONDS)
     return outcome, raw, client
 
 
