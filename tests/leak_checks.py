@@ -1,4 +1,4 @@
-"""Checks that a test left no task, connection or unraisable warning behind."""
+"""Checks that a test left no task and no unraisable warning behind."""
 
 from __future__ import annotations
 
