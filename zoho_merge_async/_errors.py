@@ -3,7 +3,7 @@
 Every failure of a request or a wait is a `ZohoError`::
 
     ZohoError
-    ├── ZohoAPIError                 Zoho answered with an error code
+    ├── ZohoAPIError                 Zoho responded with an error code
     │   ├── InvalidRequestMethodError, InvalidDataError, InvalidModuleError, ...
     │   ├── InternalError            INTERNAL_ERROR, the only code retried
     │   ├── InvalidTokenError        INVALID_TOKEN, INVALID_OAUTHTOKEN
@@ -49,7 +49,7 @@ class ZohoError(Exception):
 
 
 class ZohoAPIError(ZohoError):
-    """An error answer from Zoho, identified by its `code`.
+    """An error response from Zoho, identified by its `code`.
 
     `message` and `details` are Zoho's own text and detail object. Decide on
     `code` (or the subclass), never on `message`, which Zoho may reword.
@@ -217,7 +217,7 @@ def api_error(
 
 
 class MergeJobNotFoundError(ZohoError):
-    """Zoho answered HTTP 204: no merge job matches the master record (and job id, if given)."""
+    """HTTP 204 from Zoho: no merge job matches the master record (and job id, if given)."""
 
     def __init__(self, module: str, master_record_id: str, job_id: str | None) -> None:
         self.module = module
@@ -290,7 +290,7 @@ def summarize_error(error: BaseException) -> str:
 class UnexpectedResponseError(ZohoError):
     """Zoho, or a gateway in front of it, sent a response that is not the documented JSON.
 
-    `body_excerpt` holds at most the first 200 characters of the body.
+    `body_excerpt` contains at most the first 200 characters of the body.
     """
 
     def __init__(self, reason: str, http_status: int, body_excerpt: str = "") -> None:

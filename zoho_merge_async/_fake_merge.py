@@ -92,7 +92,7 @@ class FakeMergeRecords:
     when it has reported COMPLETED, FAILURE or FAILED; one on a timeline ends
     at that time.
 
-    NOTE: Zoho does not document the order of its checks, and the fake knows
+    NOTE: Zoho does not document the order of its checks, and the fake has
     no field types, so it never sends DEPENDENT_FIELD_MISSING, LIMIT_EXCEEDED
     or the Deals-only NOT_ALLOWED errors unless `fail_next` scripts them.
     """

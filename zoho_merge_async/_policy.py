@@ -38,7 +38,7 @@ def _backoff(initial_delay: float, multiplier: float, max_delay: float, jitter: 
 
 @dataclass(frozen=True, slots=True)
 class PollPolicy:
-    """How often `wait_for_merge` polls a job that is not finished, and for how long.
+    """Polling schedule of `wait_for_merge` for a job that is not finished, and its deadline.
 
     The delay before poll ``n + 1`` (``n`` counting from 0) is::
 
@@ -84,7 +84,7 @@ class PollPolicy:
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How a request that failed with Zoho's INTERNAL_ERROR is retried.
+    """Retry schedule for a request that failed with Zoho's INTERNAL_ERROR.
 
     A request is sent at most `max_attempts` times (the default 4 is one try
     and three retries). The delay before retry ``n`` (``n`` counting from 1) is::

@@ -32,7 +32,7 @@ async def wait_for_merge(
     `MultipleMergeJobsError` if there are several or `MergeJobNotFoundError`
     if there is none.
 
-    Polls are spaced as `policy` says (the client's `poll` policy by default).
+    Polls are spaced as `policy` sets (the client's `poll` policy by default).
     `timeout` in seconds defaults to `policy.timeout`; the wait never starts
     a sleep or a request that would end after the deadline, and raises
     `MergeTimeoutError` at the deadline. INTERNAL_ERROR is retried as the

@@ -345,7 +345,7 @@ class FakeZohoServer:
     being handled gets 429 TOO_MANY_REQUESTS at once, before any other check, with
     `rate_limit_retry_after` (if set) sent verbatim as the Retry-After header, as
     Zoho does beyond an edition's concurrency limit. `rate_limited` counts those
-    answers. Requests overlap only while replies are delayed (see `StatusReply.delay`).
+    responses. Requests overlap only while replies are delayed (see `StatusReply.delay`).
     """
 
     def __init__(self, *, access_tokens: Iterable[str] = ("test-token",), port: int = 0,

@@ -80,7 +80,7 @@ class Settings:
         """Seconds after which a slot of a process that died is free again.
 
         Longer than `request_timeout`, the longest time a `MergeClient` request
-        holds a slot, so a live request keeps its slot.
+        keeps a slot, so a live request does not lose its slot.
         """
         return self.request_timeout + _JOB_TIMEOUT_MARGIN
 

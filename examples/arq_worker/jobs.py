@@ -92,7 +92,7 @@ async def merge_and_report(ctx: dict[str, Any], module: str, master_record_id: s
 
 
 class _MergeTry:
-    """One arq try of one merge request."""
+    """Run one arq try of one merge request."""
 
     def __init__(self, runtime: Runtime, store: MergeStore, try_number: int) -> None:
         self.runtime = runtime
