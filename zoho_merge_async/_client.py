@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random as random_module
 import time
@@ -13,7 +14,7 @@ from typing import Self
 import aiohttp
 from yarl import URL
 
-from ._auth import ApiRoot, TokenProvider, as_token_provider, send_with_token
+from ._auth import ApiRoot, StaticToken, TokenProvider, as_token_provider, send_with_token
 from ._errors import InternalError, RateLimitError, ZohoError
 from ._limiter import Limiter, RequestSlot, build_limiter
 from ._merge import ChildArgument, FinishedMerge, MergeResult, merge_and_wait, start_merge
@@ -279,9 +280,13 @@ class MergeClient:
         # The first attempt runs outside tenacity, whose bookkeeping costs about a quarter
         # of a status call's CPU time (benchmarks/overhead.py). After an INTERNAL_ERROR,
         # tenacity's attempt 1 re-raises that error, so the retry schedule is unchanged.
+        # It calls `_exchange` directly rather than through `_send`, which saves creating
+        # one coroutine per call.
         try:
-            return await self._send(url, params, deadline, module=module,
-                                    master_record_id=master_record_id, job_id=job_id)
+            response = await self._exchange("GET", url, params=params, deadline=deadline)
+            return parse_merge_response(response.status, response.headers, response.body,
+                                        module=module, master_record_id=master_record_id,
+                                        job_id=job_id)
         except (InternalError, RateLimitError) as error:
             if isinstance(error, RateLimitError) and not slow_down:
                 raise
@@ -330,40 +335,50 @@ class MergeClient:
         """
         self._check_open()
         self._check_event_loop()
-
-        async def send(token: str) -> HttpResponse:
-            target = self._api_roots.checked().join(url.relative())
-            # The slot is taken before `_exchange_once` starts the request timeout.
-            async with RequestSlot(self._limiter, self._clock, deadline, method, target):
-                try:
-                    response = await self._exchange_once(method, target, token, params=params,
-                                                         json_body=json_body, deadline=deadline)
-                except ZohoError as exc:
-                    replacement = translate_send_error(exc) if translate_send_error else None
-                    if replacement is None:
-                        raise
-                    raise replacement from exc
-            if response.status == 429:
-                self._rate_limited += 1
-                self._limiter.note_rate_limited(parse_retry_after(response.headers.get(
-                    "Retry-After")))
-            return response
-
-        return await send_with_token(self._token_provider, send, deadline=deadline,
+        provider = self._token_provider
+        if type(provider) is StaticToken:
+            # A static token is never refreshed, so `send_with_token` would return this
+            # response as it is. Calling `_exchange_in_slot` directly saves creating a
+            # closure and a coroutine per request (benchmarks/overhead.py).
+            return await self._exchange_in_slot(
+                provider.access_token, method=method, url=url, params=params,
+                json_body=json_body, deadline=deadline,
+                translate_send_error=translate_send_error)
+        send = functools.partial(self._exchange_in_slot, method=method, url=url, params=params,
+                                 json_body=json_body, deadline=deadline,
+                                 translate_send_error=translate_send_error)
+        return await send_with_token(provider, send, deadline=deadline,
                                      clock=self._clock, request_label=f"{method} {url.path}")
 
-    async def _exchange_once(
-        self, method: str, url: URL, token: str, *, params: Mapping[str, str] | None = None,
-        json_body: object = None, deadline: float | None = None,
+    async def _exchange_in_slot(
+        self, token: str, *, method: str, url: URL, params: Mapping[str, str] | None,
+        json_body: object, deadline: float | None,
+        translate_send_error: Callable[[ZohoError], ZohoError | None] | None,
     ) -> HttpResponse:
-        """Send one request and read its whole body; no retry, no interpretation."""
-        session = self._get_session()
-        timeout = timeout_until_deadline(method, url, self._request_timeout, deadline,
-                                         self._clock)
-
-        self._requests_sent += 1
-        return await send_request(session, method, url, token, params=params,
-                                  json_body=json_body, timeout=timeout)
+        """Send one request with `token` in a limiter slot and read its whole body; no retry."""
+        root = self._api_roots.checked()
+        # `url` is built on `_api_root` (`_merge_url`) from checked names and ids without
+        # dot segments, so joining it to that same root would give `url` again.
+        target = url if root is self._api_root else root.join(url.relative())
+        # The slot is taken before the request timeout starts.
+        async with RequestSlot(self._limiter, self._clock, deadline, method, target):
+            try:
+                session = self._get_session()
+                timeout = timeout_until_deadline(method, target, self._request_timeout,
+                                                 deadline, self._clock)
+                self._requests_sent += 1
+                response = await send_request(session, method, target, token, params=params,
+                                              json_body=json_body, timeout=timeout)
+            except ZohoError as exc:
+                replacement = translate_send_error(exc) if translate_send_error else None
+                if replacement is None:
+                    raise
+                raise replacement from exc
+        if response.status == 429:
+            self._rate_limited += 1
+            self._limiter.note_rate_limited(parse_retry_after(response.headers.get(
+                "Retry-After")))
+        return response
 
     def _get_session(self) -> aiohttp.ClientSession:
         self._check_open()

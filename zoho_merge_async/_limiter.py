@@ -210,11 +210,12 @@ class RequestSlot:
     usual timeout error.
     """
 
-    __slots__ = ("_clock", "_deadline", "_method", "_slot", "_url", "_use_timeout")
+    __slots__ = ("_clock", "_deadline", "_limiter", "_method", "_slot", "_url", "_use_timeout")
 
     def __init__(self, limiter: Limiter, clock: Callable[[], float], deadline: float | None,
                  method: str, url: URL) -> None:
-        self._slot = limiter.slot()
+        self._limiter = limiter
+        self._slot: AbstractAsyncContextManager[None] | None = None
         self._clock = clock
         self._deadline = deadline
         self._method = method
@@ -224,13 +225,21 @@ class RequestSlot:
         self._use_timeout = deadline is not None and not free
 
     async def __aenter__(self) -> None:
+        limiter = self._limiter
+        # A free slot of a plain ConcurrencyLimiter is taken without its `_Slot`, which
+        # saves creating an object and three coroutines per request. A subclass may
+        # override `slot()`, so it always gets its slot from there.
+        if type(limiter) is ConcurrencyLimiter and limiter.has_free_slot:
+            limiter._take()
+            return
+        slot = self._slot = limiter.slot()
         if self._deadline is None or not self._use_timeout:
-            await self._slot.__aenter__()
+            await slot.__aenter__()
             return
         remaining = max(0.0, self._deadline - self._clock())
         try:
             async with asyncio.timeout(remaining):
-                await self._slot.__aenter__()
+                await slot.__aenter__()
         except TimeoutError as exc:
             url = self._url
             raise TransportError(
@@ -240,6 +249,11 @@ class RequestSlot:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         traceback: TracebackType | None) -> None:
         # The limiter receives the exception that ended the request, such as a cancellation.
+        if self._slot is None:
+            # The slot was taken directly in `__aenter__`, so it is freed the way `_Slot` does.
+            assert isinstance(self._limiter, ConcurrencyLimiter)
+            self._limiter._release(completed=exc_type is None)
+            return
         await self._slot.__aexit__(exc_type, exc, traceback)
 
 

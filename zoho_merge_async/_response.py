@@ -61,12 +61,12 @@ def parse_merge_response(
     jobs = _read_jobs(payload, http_status, body)
     if job_id is None:
         return jobs
-    matching = [job for job in jobs if job.job_id == job_id]
-    if not matching:
-        raise UnexpectedResponseError(
-            f"asked for job {job_id} but Zoho reported {_list_job_ids(jobs)}", http_status,
-            excerpt(body))
-    return matching[:1]
+    for job in jobs:
+        if job.job_id == job_id:
+            return [job]
+    raise UnexpectedResponseError(
+        f"asked for job {job_id} but Zoho reported {_list_job_ids(jobs)}", http_status,
+        excerpt(body))
 
 
 def _list_job_ids(jobs: list[MergeJob]) -> str:
