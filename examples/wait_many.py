@@ -1,7 +1,8 @@
 """Wait for the merges of many master records at once and summarise the outcomes.
 
-One `MergeClient` serves all waits, which run as tasks of an `asyncio.TaskGroup`.
-Each task catches its own `ZohoError`, so one failed wait does not cancel the others.
+One `MergeClient` serves all waits through `wait_many`, which yields each
+outcome as its wait ends. An outcome carries the final job or the `ZohoError`
+that ended that wait, so one failed wait does not cancel the others.
 
 Offline, against a fake Zoho server that the script starts on 127.0.0.1:
 
@@ -21,18 +22,18 @@ The offline run scripts failures on purpose and exits 0.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 from collections import Counter
-from typing import NamedTuple
 
 from zoho_merge_async import (
     DEFAULT_API_DOMAIN,
     MergeClient,
+    MergeTarget,
     PollPolicy,
     RetryPolicy,
-    ZohoError,
-    wait_for_merge,
+    wait_many,
 )
 from zoho_merge_async.testing import FakeZohoServer, Step, ZohoErrorReply
 
@@ -45,36 +46,23 @@ FAKE_FAILURES = 2
 UNKNOWN_JOB_ID = "2423488000000999999"
 
 
-class MergeTarget(NamedTuple):
-    """One merge job to wait for."""
-
-    module: str
-    master_record_id: str
-    job_id: str
-
-
-async def wait_all(client: MergeClient, targets: list[MergeTarget]) -> Counter[str]:
+async def count_outcomes(client: MergeClient, targets: list[MergeTarget]) -> Counter[str]:
     """Wait for every target at once and count the outcomes.
 
     An outcome is the final status (COMPLETED or FAILURE) or the name of the
     `ZohoError` that ended the wait.
     """
     outcomes: Counter[str] = Counter()
-
-    async def wait_one(target: MergeTarget) -> None:
-        try:
-            job = await wait_for_merge(client, *target)
-        except ZohoError as exc:
-            print(f"{target.module} record {target.master_record_id}: {exc}")
-            outcomes[type(exc).__name__] += 1
-            return
-        print(f"{target.module} record {target.master_record_id}: "
-              f"job {job.job_id} {job.status.value}")
-        outcomes[job.status.value] += 1
-
-    async with asyncio.TaskGroup() as group:
-        for target in targets:
-            group.create_task(wait_one(target))
+    async with contextlib.aclosing(wait_many(client, targets)) as results:
+        async for result in results:
+            target = result.target
+            if result.error is not None:
+                print(f"{target.module} record {target.master_record_id}: {result.error}")
+                outcomes[type(result.error).__name__] += 1
+            elif result.job is not None:
+                print(f"{target.module} record {target.master_record_id}: "
+                      f"job {result.job.job_id} {result.job.status.value}")
+                outcomes[result.job.status.value] += 1
 
     print(f"{len(targets)} waits, {client.stats.requests_sent} requests: "
           + ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items())))
@@ -112,14 +100,14 @@ async def main(
         if access_token is None or not targets:
             raise ValueError("pass access_token and at least one target with api_domain")
         async with MergeClient(access_token, api_domain=api_domain, poll=poll) as client:
-            return await wait_all(client, targets)
+            return await count_outcomes(client, targets)
 
     async with FakeZohoServer(access_tokens=(FAKE_TOKEN,)) as server:
         fake_targets = add_fake_jobs(server)
         print(f"started a fake Zoho server with {len(fake_targets) - 1} merge jobs")
         async with MergeClient(FAKE_TOKEN, api_domain=server.api_domain,
                                poll=poll or FAKE_POLL, retry=FAKE_RETRY) as client:
-            return await wait_all(client, fake_targets)
+            return await count_outcomes(client, fake_targets)
 
 
 if __name__ == "__main__":
