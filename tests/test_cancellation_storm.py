@@ -46,8 +46,8 @@ WARM_UP_POLLS = 200
 POLL_INTERVAL = 5.0
 CANCEL_WINDOW = 1.0
 SEED = 20261204
-# Minimum number of cancellations expected in each state; measured counts are in the thousands for
-# "queued", in the hundreds for "sleep" and in the tens for "request".
+# Minimum number of cancellations expected in each state. Measured counts are in the thousands
+# for "queued", in the hundreds for "sleep" and in the tens for "request".
 MIN_PER_STATE = 5
 SETTLE_SECONDS = 5.0
 

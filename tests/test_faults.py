@@ -1,6 +1,6 @@
 """Fault matrix over real TCP: error pages, broken bodies, dropped connections, redirects, 429.
 
-Replies that HTTP can express come from `FakeZohoServer`; faults below HTTP
+Replies that HTTP can express come from `FakeZohoServer`. Faults below HTTP
 (a close without a response, a close in the middle of the body, silence, one
 byte per second) come from `rawserver.RawServer`. Every test ends with the
 same checks: the client held no connection when it was closed, every server

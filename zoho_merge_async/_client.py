@@ -55,9 +55,9 @@ class MergeClient:
     running event loop. A `session` passed in is used as is and never closed.
 
     `access_token` is a Zoho OAuth access token, or a `TokenProvider` such
-    as `RefreshTokenProvider`, which the client asks for a token before each
-    request and for a new one after a 401 INVALID_TOKEN or INVALID_OAUTHTOKEN;
-    the request is then sent once more. `api_domain` defaults to the
+    as `RefreshTokenProvider`. The client gets a token from it before each
+    request, and a new one after a 401 INVALID_TOKEN or INVALID_OAUTHTOKEN,
+    then sends the request once more. `api_domain` defaults to the
     provider's `api_domain` (from its last token answer or its data centre),
     else to the US data centre. A chosen `api_domain` in another data centre
     than the provider's raises `DataCentreMismatchError` before sending.
@@ -188,7 +188,7 @@ class MergeClient:
     ) -> MergeJob:
         """Fetch one merge job's status.
 
-        Raises `MergeJobNotFoundError` when Zoho answers 204, a `ZohoAPIError`
+        Raises `MergeJobNotFoundError` when Zoho responds with 204, a `ZohoAPIError`
         subclass for Zoho's error codes (`InternalError` once retries run out),
         `UnexpectedResponseError` or `TransportError`.
         """
@@ -233,7 +233,7 @@ class MergeClient:
     ) -> MergeResult:
         """Merge one or two child records into a master record (Zoho's Merge Records call).
 
-        `children` holds child record ids, or `ChildRecord` objects that name
+        `children` contains child record ids, or `ChildRecord` objects that name
         the fields to take from that child. `master_record_fields` names fields
         whose master values to keep, with `MergeField` for file and image fields.
         Returns whether Zoho merged at once or scheduled a job (`job_id`).

@@ -1,6 +1,6 @@
 """Translation of a merge-status HTTP response into jobs or a typed error.
 
-The shapes follow Zoho's "Get Records Merge Status" reference: a 200 answer is
+The shapes follow Zoho's "Get Records Merge Status" reference: a 200 response is
 ``{"merge": [{"job_id": "...", "status": "..."}]}``, a 204 has no body, and an
 error comes either at the top level (``{"code": ..., "status": "error"}``) or
 as the first item of the ``merge`` or ``data`` array.
@@ -20,7 +20,7 @@ from ._errors import MergeJobNotFoundError, UnexpectedResponseError, api_error
 from ._models import MergeJob, MergeStatus
 
 MAX_BODY_BYTES = 1024 * 1024
-"""Largest response body read, in bytes. A real answer lists at most 100 jobs, a few KiB."""
+"""Largest response body read, in bytes. A real response lists at most 100 jobs, a few KiB."""
 
 EXCERPT_CHARS = 200
 """Characters of an unexpected body kept in `UnexpectedResponseError.body_excerpt`."""
@@ -50,7 +50,7 @@ def parse_merge_response(
 ) -> list[MergeJob]:
     """Return the jobs in a merge-status response, or raise the matching `ZohoError`.
 
-    With `job_id`, the list holds exactly that job. Without it, the list holds
+    With `job_id`, the list contains exactly that job. Without it, the list contains
     every job Zoho listed, and is empty for a 204.
     """
     if http_status == 204:
@@ -133,7 +133,7 @@ def _raise_for_error_envelope(http_status: int, headers: Mapping[str, str], payl
         code, message, details = error
         raise api_error(code, http_status, message, details, retry_after)
     if http_status == 429:
-        # Gateways can answer 429 without Zoho's JSON body; it is still the rate limit.
+        # A gateway can send 429 without Zoho's JSON body, and it is still the rate limit.
         raise api_error("TOO_MANY_REQUESTS", http_status, excerpt(body), None, retry_after)
 
 

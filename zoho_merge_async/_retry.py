@@ -3,8 +3,8 @@
 Zoho's INTERNAL_ERROR is retried as `RetryPolicy` specifies. A 429 TOO_MANY_REQUESTS
 is raised at once by default. With `MergeClient(rate_limit="slow_down")` a
 request made for a wait, which has a deadline, instead waits as long as the
-answer's Retry-After header asks (or the `RetryPolicy` delay when the answer
-has none) and is sent again. Neither kind of repeat starts if its delay would
+response's Retry-After header requests and is sent again. Without that header
+it waits the `RetryPolicy` delay. Neither kind of repeat starts if its delay would
 end at or after the deadline.
 """
 

@@ -33,8 +33,8 @@ async def wait_for_merge(
     if there is none.
 
     Polls are spaced as `policy` sets (the client's `poll` policy by default).
-    `timeout` in seconds defaults to `policy.timeout`; the wait never starts
-    a sleep or a request that would end after the deadline, and raises
+    `timeout` in seconds defaults to `policy.timeout`. The wait never starts
+    a sleep or a request that would end after the deadline, and it raises
     `MergeTimeoutError` at the deadline. INTERNAL_ERROR is retried as the
     client's `RetryPolicy` says. A 429 raises `RateLimitError` at once,
     unless the client was made with `rate_limit="slow_down"`: then the wait
