@@ -509,6 +509,22 @@ async def test_requests_follow_provider_domain(mocked: aioresponses, make_client
     assert ("GET", URL(eu_url)) in mocked.requests
 
 
+async def test_domain_change_keeps_query(mocked: aioresponses, make_client: Any) -> None:
+    urls = [URL(domain).with_path(f"/crm/v7/{MODULE}/{RECORD_ID}/actions/merge")
+            .with_query(job_id=JOB_ID)
+            for domain in ("https://www.zohoapis.eu", "https://www.zohoapis.com")]
+    for url in urls:
+        mocked.get(url, payload={"merge": [{"job_id": JOB_ID, "status": "RUNNING"}]})
+    provider = ScriptedProvider("1000.eu.token", api_domain="https://www.zohoapis.eu")
+    client = make_client(access_token=provider)
+
+    await client.get_merge_status(MODULE, RECORD_ID, JOB_ID)
+    provider.api_domain = "https://www.zohoapis.com"
+    await client.get_merge_status(MODULE, RECORD_ID, JOB_ID)
+
+    assert list(mocked.requests) == [("GET", url) for url in urls]
+
+
 @pytest.mark.parametrize("token", ["", "bad token", "line\nbreak"])
 async def test_provider_unusable_token(mocked: aioresponses, make_client: Any,
                                        token: str) -> None:

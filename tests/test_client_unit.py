@@ -42,6 +42,7 @@ from zoho_merge_async import (
     TransportError,
     UnexpectedResponseError,
     ZohoAPIError,
+    _client,
 )
 from zoho_merge_async._errors import ERROR_CLASSES
 from zoho_merge_async._response import EXCERPT_CHARS, MAX_BODY_BYTES
@@ -104,9 +105,40 @@ async def test_jobs_request_has_no_query(mocked: aioresponses,
 
     url, kwargs = only_call(mocked)
     assert url.query_string == ""
-    assert kwargs["params"] is None
+    assert kwargs.get("params") is None
     assert jobs == [MergeJob(JOB_ID, MergeStatus.RUNNING),
                     MergeJob(OTHER_JOB_ID, MergeStatus.FAILURE)]
+
+
+async def test_url_cache_bounded(mocked: aioresponses, make_client: ClientFactory,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_client, "MERGE_URL_CACHE_SIZE", 3)
+    client = make_client()
+    records = [f"{RECORD_ID[:-1]}{digit}" for digit in range(5)]
+
+    for record in records + records[:2]:
+        mocked.get(merge_url(JOB_ID, record_id=record), payload=jobs_body((JOB_ID, "RUNNING")))
+        await client.get_merge_status(MODULE, record, JOB_ID)
+
+    assert len(client._merge_urls) <= 3
+    requested = [url.path.split("/")[4] for (_, url), calls in mocked.requests.items()
+                 for _ in calls]
+    assert sorted(requested) == sorted(records + records[:2])
+
+
+async def test_cached_url_per_job(mocked: aioresponses, make_client: ClientFactory) -> None:
+    mocked.get(merge_url(JOB_ID), payload=jobs_body((JOB_ID, "RUNNING")))
+    mocked.get(merge_url(OTHER_JOB_ID), payload=jobs_body((OTHER_JOB_ID, "COMPLETED")))
+    mocked.get(merge_url(), payload=jobs_body((JOB_ID, "RUNNING")))
+    client = make_client()
+
+    first = await client.get_merge_status(MODULE, RECORD_ID, JOB_ID)
+    second = await client.get_merge_status(MODULE, RECORD_ID, OTHER_JOB_ID)
+    listed = await client.get_merge_jobs(MODULE, RECORD_ID)
+
+    assert first == MergeJob(JOB_ID, MergeStatus.RUNNING)
+    assert second == MergeJob(OTHER_JOB_ID, MergeStatus.COMPLETED)
+    assert listed == [MergeJob(JOB_ID, MergeStatus.RUNNING)]
 
 
 @pytest.mark.parametrize("version", ["v6", "v8"])

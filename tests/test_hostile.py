@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import re
+import unittest.mock
 import zlib
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, Literal
@@ -69,7 +70,22 @@ BODIES = (
     PAYLOADS.map(lambda payload: json.dumps(payload).encode())
     | st.binary(max_size=200)
     | PAYLOADS.map(lambda payload: json.dumps(payload).encode()[:-2])
+    | PAYLOADS.map(lambda payload: json.dumps(payload).encode("utf-16"))
 )
+# Bodies close to the usual `{"merge": [job]}`, which the parser reads on a shorter path.
+ONE_JOB_ITEMS = st.fixed_dictionaries(
+    {"job_id": st.sampled_from([JOB_ID, JOB_ID, JOB_ID, OTHER_JOB_ID, int(JOB_ID)]),
+     "status": st.sampled_from(STATUS_WORDS) | JSON_VALUES},
+    optional={"code": st.sampled_from(["INTERNAL_ERROR", None])})
+TOP_LEVEL_EXTRAS = st.sampled_from([
+    {}, {"status": "error", "code": "INTERNAL_ERROR"},
+    {"data": [{"status": "error", "code": "INVALID_DATA"}]}, {"info": {}},
+])
+ONE_JOB_BODIES = st.builds(
+    lambda items, extra, encoding: json.dumps({"merge": items, **extra}).encode(encoding),
+    st.lists(ONE_JOB_ITEMS, min_size=1, max_size=2)
+    | st.lists(JOB_ITEMS | ERROR_ITEMS, min_size=1, max_size=2),
+    TOP_LEVEL_EXTRAS, st.sampled_from(["utf-8", "utf-8", "utf-16"]))
 HTTP_STATUSES = st.sampled_from([200, 204, 301, 302, 307, 401, 404, 429, 500, 502, 503, 504]) \
     | st.integers(min_value=100, max_value=599)
 HEADER_VALUES = (st.text(max_size=40)
@@ -120,6 +136,58 @@ def test_parser_raises_only_typed(response: tuple[int, dict[str, str], bytes],
     assert 200 <= http_status < 300
     if job_id is not None:
         assert [job.job_id for job in jobs] == [job_id]
+
+
+def parse_outcome(http_status: int, headers: dict[str, str], body: bytes) -> object:
+    """Return the jobs parsed from a response, or the type and text of the error raised."""
+    try:
+        return parse_merge_response(http_status, headers, body, module=MODULE,
+                                    master_record_id=RECORD_ID, job_id=JOB_ID)
+    except ZohoError as error:
+        return type(error), str(error)
+
+
+def assert_short_path_agrees(body: bytes) -> None:
+    """Assert that a 200 response parses as it does with the short path turned off."""
+    with unittest.mock.patch("zoho_merge_async._response._read_single_job",
+                             return_value=None) as short_path:
+        expected = parse_outcome(200, {}, body)
+
+    assert short_path.call_count == 1
+    assert parse_outcome(200, {}, body) == expected
+
+
+@settings(max_examples=1000, deadline=None)
+@given(body=ONE_JOB_BODIES | ONE_JOB_BODIES | BODIES)
+def test_short_path_matches_general(body: bytes) -> None:
+    assert_short_path_agrees(body)
+
+
+@pytest.mark.parametrize("payload", [
+    {"merge": [{"job_id": JOB_ID, "status": "RUNNING"}], "status": "error",
+     "code": "INTERNAL_ERROR"},
+    {"merge": [{"job_id": JOB_ID, "status": "RUNNING"}],
+     "data": [{"status": "error", "code": "INVALID_DATA"}]},
+    {"merge": [{"job_id": JOB_ID, "status": "RUNNING"},
+               {"job_id": OTHER_JOB_ID, "status": "error", "code": "INTERNAL_ERROR"}]},
+    {"merge": [{"job_id": OTHER_JOB_ID, "status": "RUNNING"}]},
+    {"merge": [{"job_id": int(JOB_ID), "status": "RUNNING"}]},
+    {"merge": [{"job_id": JOB_ID, "status": "runn\u0131ng"}]},
+    {"merge": [{"job_id": JOB_ID, "status": "failed"}]},
+    {"merge": [{"job_id": JOB_ID, "status": []}]},
+    {"merge": [{"job_id": JOB_ID, "status": {"value": "RUNNING"}}]},
+])
+def test_short_path_edge_cases(payload: dict[str, Any]) -> None:
+    assert_short_path_agrees(json.dumps(payload).encode())
+
+
+def test_short_path_utf16_not_json() -> None:
+    body = json.dumps({"merge": [{"job_id": JOB_ID, "status": "RUNNING"}]}).encode("utf-16")
+
+    assert_short_path_agrees(body)
+    with pytest.raises(UnexpectedResponseError, match="not JSON"):
+        parse_merge_response(200, {}, body, module=MODULE, master_record_id=RECORD_ID,
+                             job_id=JOB_ID)
 
 
 @settings(max_examples=300, deadline=None)

@@ -159,9 +159,17 @@ class ConcurrencyLimiter:
                     self._queue.remove(future)
             raise
 
+    def _try_take(self) -> bool:
+        """Take a slot if one is free now, and return whether it did."""
+        if self._in_flight >= self._limit or self._queue:
+            return False
+        self._take()
+        return True
+
     def _take(self) -> None:
         self._in_flight += 1
-        self._peak = max(self._peak, self._in_flight)
+        if self._in_flight > self._peak:
+            self._peak = self._in_flight
 
     def _release(self, *, completed: bool) -> None:
         self._in_flight -= 1
@@ -170,7 +178,8 @@ class ConcurrencyLimiter:
         if self._limit < self._max and self._successes >= self._limit:
             self._limit += 1
             self._successes = 0
-        self._admit_queued()
+        if self._queue:
+            self._admit_queued()
 
     def _admit_queued(self) -> None:
         while self._queue and self._in_flight < self._limit:
@@ -210,7 +219,7 @@ class RequestSlot:
     usual timeout error.
     """
 
-    __slots__ = ("_clock", "_deadline", "_limiter", "_method", "_slot", "_url", "_use_timeout")
+    __slots__ = ("_clock", "_deadline", "_limiter", "_method", "_slot", "_url")
 
     def __init__(self, limiter: Limiter, clock: Callable[[], float], deadline: float | None,
                  method: str, url: URL) -> None:
@@ -220,20 +229,18 @@ class RequestSlot:
         self._deadline = deadline
         self._method = method
         self._url = url
-        # asyncio.timeout costs several microseconds, so it is left out when no wait is needed.
-        free = isinstance(limiter, ConcurrencyLimiter) and limiter.has_free_slot
-        self._use_timeout = deadline is not None and not free
 
     async def __aenter__(self) -> None:
         limiter = self._limiter
         # A free slot of a plain ConcurrencyLimiter is taken without its `_Slot`, which
         # saves creating an object and three coroutines per request. A subclass may
         # override `slot()`, so it always gets its slot from there.
-        if type(limiter) is ConcurrencyLimiter and limiter.has_free_slot:
-            limiter._take()
+        if type(limiter) is ConcurrencyLimiter and limiter._try_take():
             return
+        # asyncio.timeout costs several microseconds, so it is left out when no wait is needed.
+        free = isinstance(limiter, ConcurrencyLimiter) and limiter.has_free_slot
         slot = self._slot = limiter.slot()
-        if self._deadline is None or not self._use_timeout:
+        if self._deadline is None or free:
             await slot.__aenter__()
             return
         remaining = max(0.0, self._deadline - self._clock())

@@ -33,6 +33,9 @@ MAX_RETRY_AFTER = 86400.0
 
 _NOT_JSON = object()
 
+_EXACT_SPELLINGS: dict[str, MergeStatus] = {status.value: status for status in MergeStatus}
+"""Status spellings of Zoho's reference pages, looked up without changing letter case."""
+
 
 def excerpt(body: bytes) -> str:
     """Return the start of `body` as text, for error messages."""
@@ -57,6 +60,10 @@ def parse_merge_response(
         if job_id is not None:
             raise MergeJobNotFoundError(module, master_record_id, job_id)
         return []
+    if http_status == 200 and job_id is not None:
+        job = _read_single_job(body, job_id)
+        if job is not None:
+            return [job]
     payload = read_success_payload(http_status, headers, body)
     jobs = _read_jobs(payload, http_status, body)
     if job_id is None:
@@ -67,6 +74,33 @@ def parse_merge_response(
     raise UnexpectedResponseError(
         f"asked for job {job_id} but Zoho reported {_list_job_ids(jobs)}", http_status,
         excerpt(body))
+
+
+def _read_single_job(body: bytes, job_id: str) -> MergeJob | None:
+    """Return the job of a body that is exactly ``{"merge": [job]}`` with `job_id`, else None.
+
+    This is the usual response to a status request, and reading it here takes
+    fewer steps than the general path. A body of any other shape returns None,
+    and the general path then reads it, error envelopes first. A body with no
+    key but "merge", whose job has a known status rather than "error", cannot
+    be an error envelope.
+    """
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if type(payload) is not dict or len(payload) != 1:
+        return None
+    items = payload.get("merge")
+    if type(items) is not list or len(items) != 1:
+        return None
+    item = items[0]
+    if type(item) is not dict or item.get("job_id") != job_id:
+        return None
+    raw_status = item.get("status")
+    # A list or object as status cannot be a key, so only a str is looked up.
+    status = _EXACT_SPELLINGS.get(raw_status) if type(raw_status) is str else None
+    return None if status is None else MergeJob(job_id, status)
 
 
 def _list_job_ids(jobs: list[MergeJob]) -> str:
