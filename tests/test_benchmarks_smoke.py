@@ -35,6 +35,8 @@ def test_overhead_small_run(monkeypatch: pytest.MonkeyPatch,
         assert level.bare_cpu_us > 0
         assert level.sdk_cpu_us > 0
         assert level.paired_ratio > 0
+        assert level.prebuilt_cpu_us > 0
+        assert level.prebuilt_ratio > 0
     assert [row[0] for row in result.table.rows] == ["1", "3"]
     assert "MergeClient CPU µs/call" in capsys.readouterr().out
 
