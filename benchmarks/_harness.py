@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -142,6 +143,20 @@ def median(values: Sequence[float]) -> float:
     if not values:
         raise ValueError("median of no values: run at least one round")
     return statistics.median(values)
+
+
+def split_evenly(total: int, parts: int) -> list[int]:
+    """Split `total` calls between `parts` workers; the first `total % parts` get one more."""
+    return [total // parts + (1 if index < total % parts else 0) for index in range(parts)]
+
+
+def positive_counts(text: str) -> list[int]:
+    """Parse a comma-separated list of whole numbers of at least 1, as an argparse type."""
+    values = [int(part) for part in text.split(",") if part.strip()]
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"invalid list {text!r}: give whole numbers of at "
+                                         "least 1, separated by commas, such as 1,8")
+    return values
 
 
 def machine_summary() -> str:

@@ -292,15 +292,14 @@ async def _run_waits(runner: Runner, api_domain: str, scenario: Scenario,
 
 
 def _run_mode(mode: str, scenario: Scenario, finishes: list[float]) -> ModeResult:
-    timeout = scenario.last_finish * 4 + 60
+    specs = scenario.job_specs(finishes)
     with ServerProcess(max_concurrency=scenario.max_concurrency) as server:
-        job_ids, added_at = server.add_jobs(scenario.job_specs(finishes))
-        targets = [MergeTarget(MODULE, str(FIRST_RECORD_ID + index // scenario.jobs_per_record),
-                               job_id)
-                   for index, job_id in enumerate(job_ids)
+        job_ids, added_at = server.add_jobs(specs)
+        targets = [MergeTarget(MODULE, spec["master_record_id"], job_id)
+                   for spec, job_id in zip(specs, job_ids, strict=True)
                    for _ in range(scenario.waiters_per_job)]
-        timing = asyncio.run(
-            _run_waits(RUNNERS[mode], server.api_domain, scenario, targets, timeout))
+        timing = asyncio.run(_run_waits(RUNNERS[mode], server.api_domain, scenario, targets,
+                                        scenario.policy.timeout))
         stats = server.command("stats")
 
     completions = [added_at + finish - timing.started for finish in finishes]

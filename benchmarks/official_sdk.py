@@ -25,7 +25,15 @@ from pathlib import Path
 
 from zoho_merge_async import MergeClient, MergeStatus
 
-from ._harness import TOKEN, ServerProcess, Table, median, print_report
+from ._harness import (
+    TOKEN,
+    ServerProcess,
+    Table,
+    median,
+    positive_counts,
+    print_report,
+    split_evenly,
+)
 
 TARGET_SPEED_UP = 10.0
 """Smallest acceptable ratio of this SDK's best calls/s to the official SDK's best."""
@@ -85,10 +93,9 @@ def _run_threads(calls: int, threads: int, job_id: str) -> Run:
                 errors += 1
         return errors
 
-    counts = [calls // threads + (1 if index < calls % threads else 0) for index in range(threads)]
     with concurrent.futures.ThreadPoolExecutor(threads) as pool:
         cpu_start, wall_start = time.process_time(), time.perf_counter()
-        errors = sum(pool.map(share, counts))
+        errors = sum(pool.map(share, split_evenly(calls, threads)))
         wall = time.perf_counter() - wall_start
     return Run(wall, time.process_time() - cpu_start, errors)
 
@@ -103,10 +110,8 @@ async def _run_coroutines(client: MergeClient, calls: int, coroutines: int, job_
             if job.status is not MergeStatus.RUNNING:
                 errors += 1
 
-    counts = [calls // coroutines + (1 if index < calls % coroutines else 0)
-              for index in range(coroutines)]
     cpu_start, wall_start = time.process_time(), time.perf_counter()
-    await asyncio.gather(*(share(count) for count in counts))
+    await asyncio.gather(*(share(count) for count in split_evenly(calls, coroutines)))
     return Run(time.perf_counter() - wall_start, time.process_time() - cpu_start, errors)
 
 
@@ -178,23 +183,15 @@ def _table(official: list[Configuration], ours: list[Configuration]) -> tuple[Ta
     return table, max(config.calls_per_second for config in ours) / best_official
 
 
-def _counts(text: str) -> list[int]:
-    values = [int(part) for part in text.split(",") if part.strip()]
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"invalid list {text!r}: give whole numbers of at "
-                                         "least 1, separated by commas, such as 1,8")
-    return values
-
-
 def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Status calls per second against Zoho's "
                                                  "official Python SDK.")
     parser.add_argument("--calls", type=int, default=2000,
                         help="calls per configuration per round (default 2000)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds (default 3)")
-    parser.add_argument("--threads", type=_counts, default=[1, 8],
+    parser.add_argument("--threads", type=positive_counts, default=[1, 8],
                         help="official SDK thread pool sizes, comma-separated (default 1,8)")
-    parser.add_argument("--coroutines", type=_counts, default=[1, 50],
+    parser.add_argument("--coroutines", type=positive_counts, default=[1, 50],
                         help="coroutines of this SDK, comma-separated (default 1,50)")
     arguments = parser.parse_args(argv)
     for name in ("calls", "rounds"):

@@ -31,7 +31,7 @@ import argparse
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import aiohttp
@@ -39,7 +39,15 @@ from yarl import URL
 
 from zoho_merge_async import MergeClient, MergeStatus
 
-from ._harness import TOKEN, ServerProcess, Table, median, print_report
+from ._harness import (
+    TOKEN,
+    ServerProcess,
+    Table,
+    median,
+    positive_counts,
+    print_report,
+    split_evenly,
+)
 
 TARGET_RATIO = 1.15
 """Largest acceptable SDK CPU time per call, as a multiple of the bare loop's."""
@@ -104,34 +112,18 @@ async def _timed(call: Call, calls: int, concurrency: int) -> RoundTiming:
             if not await call():
                 errors += 1
 
-    shares = [calls // concurrency + (1 if index < calls % concurrency else 0)
-              for index in range(concurrency)]
+    shares = split_evenly(calls, concurrency)
     cpu_start, wall_start = time.process_time(), time.perf_counter()
     await asyncio.gather(*(worker(share) for share in shares))
     return RoundTiming(time.process_time() - cpu_start, time.perf_counter() - wall_start, errors)
 
 
-def _bare_call(session: aiohttp.ClientSession, api_domain: str, job_id: str) -> Call:
-    url = f"{api_domain}/crm/v7/{MODULE}/{RECORD_ID}/actions/merge"
-    params = {"job_id": job_id}
+def _bare_call(session: aiohttp.ClientSession, url: str | URL,
+               params: Mapping[str, str] | None) -> Call:
     headers = {"Authorization": f"Zoho-oauthtoken {TOKEN}"}
 
     async def call() -> bool:
         async with session.get(url, params=params, headers=headers) as response:
-            body = await response.read()
-        status = json.loads(body)["merge"][0]["status"]
-        return response.status == 200 and bool(status == "RUNNING")
-
-    return call
-
-
-def _prebuilt_url_call(session: aiohttp.ClientSession, api_domain: str, job_id: str) -> Call:
-    url = URL(f"{api_domain}/crm/v7/{MODULE}/{RECORD_ID}/actions/merge").with_query(
-        job_id=job_id)
-    headers = {"Authorization": f"Zoho-oauthtoken {TOKEN}"}
-
-    async def call() -> bool:
-        async with session.get(url, headers=headers) as response:
             body = await response.read()
         status = json.loads(body)["merge"][0]["status"]
         return response.status == 200 and bool(status == "RUNNING")
@@ -187,10 +179,11 @@ async def _measure(api_domain: str, job_id: str, arguments: argparse.Namespace,
                    reset: Callable[[], object]) -> list[LevelResult]:
     async with aiohttp.ClientSession(trust_env=False) as session, \
             MergeClient(TOKEN, api_domain=api_domain) as client:
+        url = f"{api_domain}/crm/v7/{MODULE}/{RECORD_ID}/actions/merge"
         calls = {
-            "bare": _bare_call(session, api_domain, job_id),
+            "bare": _bare_call(session, url, {"job_id": job_id}),
             "sdk": _sdk_call(client, job_id),
-            "prebuilt": _prebuilt_url_call(session, api_domain, job_id),
+            "prebuilt": _bare_call(session, URL(url).with_query(job_id=job_id), None),
         }
         return [await _measure_level(calls, concurrency, arguments, reset)
                 for concurrency in arguments.concurrency]
@@ -214,14 +207,6 @@ def _table(levels: list[LevelResult]) -> Table:
                   "CPU ratio to prebuilt-URL loop", "errors"), rows)
 
 
-def _levels(text: str) -> list[int]:
-    values = [int(part) for part in text.split(",") if part.strip()]
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"invalid list {text!r}: give whole numbers of at "
-                                         "least 1, separated by commas, such as 1,10")
-    return values
-
-
 def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="CPU time per get_merge_status call against "
                                                  "a bare aiohttp loop.")
@@ -230,7 +215,7 @@ def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=31,
                         help="rounds of the three loops per level, each round starting "
                              "from another loop (default 31)")
-    parser.add_argument("--concurrency", type=_levels, default=[1, 10],
+    parser.add_argument("--concurrency", type=positive_counts, default=[1, 10],
                         help="coroutines sharing the calls of a loop, one level or several "
                              "separated by commas (default 1,10)")
     arguments = parser.parse_args(argv)

@@ -16,12 +16,9 @@ class ClockJumpLimiter:
         self._jump = jump
 
     @contextlib.asynccontextmanager
-    async def _held(self) -> AsyncIterator[None]:
+    async def slot(self) -> AsyncIterator[None]:
         self._clock.now += self._jump
         yield
-
-    def slot(self) -> contextlib.AbstractAsyncContextManager[None]:
-        return self._held()
 
     def note_rate_limited(self, retry_after: float | None) -> None:
         """Ignore the 429; these tests send none."""

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
 from aioresponses import aioresponses
 from yarl import URL
 
-from zoho_merge_async import MergeClient, PollPolicy, RetryPolicy
+from zoho_merge_async import (
+    DependentFieldMissingError,
+    DuplicateDataError,
+    LimitExceededError,
+    MandatoryNotFoundError,
+    MergeClient,
+    NotAllowedError,
+    PollPolicy,
+    RetryPolicy,
+    ZohoAPIError,
+)
 
 API_DOMAIN = "https://www.zohoapis.com"
 TOKEN = "1000.5ecr3t7oken.abcdef0123456789"
@@ -18,6 +29,14 @@ MODULE = "Leads"
 RECORD_ID = "2378988000000509963"
 JOB_ID = "2423488000000513988"
 OTHER_JOB_ID = "2423488000000513999"
+
+MERGE_ERRORS: dict[str, type[ZohoAPIError]] = {
+    "NOT_ALLOWED": NotAllowedError,
+    "DUPLICATE_DATA": DuplicateDataError,
+    "MANDATORY_NOT_FOUND": MandatoryNotFoundError,
+    "DEPENDENT_FIELD_MISSING": DependentFieldMissingError,
+    "LIMIT_EXCEEDED": LimitExceededError,
+}
 
 
 def merge_url(
@@ -88,6 +107,30 @@ class FakeClock:
 ClientFactory = Callable[..., MergeClient]
 
 
+@contextlib.asynccontextmanager
+async def client_factory(
+    defaults: dict[str, Any],
+    close: Callable[[MergeClient], Awaitable[None]] = MergeClient.aclose,
+) -> AsyncIterator[ClientFactory]:
+    """Yield a builder of `MergeClient(**defaults)` and pass each client built to `close` on exit.
+
+    Keyword arguments of the builder override `defaults`.
+    """
+    clients: list[MergeClient] = []
+
+    def build(**overrides: Any) -> MergeClient:
+        options = dict(defaults)
+        options.update(overrides)
+        client = MergeClient(**options)
+        clients.append(client)
+        return client
+
+    yield build
+
+    for client in clients:
+        await close(client)
+
+
 @pytest.fixture
 def mocked() -> Iterator[aioresponses]:
     """Intercept every aiohttp request. An unregistered URL raises ClientConnectionError."""
@@ -106,25 +149,15 @@ async def make_client(clock: FakeClock) -> AsyncIterator[ClientFactory]:
 
     Keyword arguments override those defaults and go to `MergeClient` unchanged.
     """
-    clients: list[MergeClient] = []
-
-    def build(**overrides: Any) -> MergeClient:
-        options: dict[str, Any] = {
-            "access_token": TOKEN,
-            "clock": clock.time,
-            "sleep": clock.sleep,
-            "random": lambda: 0.0,
-            "poll": PollPolicy(initial_delay=2.0, multiplier=1.5, max_delay=30.0, jitter=0.2,
-                               timeout=600.0),
-            "retry": RetryPolicy(initial_delay=1.0, multiplier=2.0, max_delay=10.0,
-                                 jitter=0.2, max_attempts=4),
-        }
-        options.update(overrides)
-        client = MergeClient(**options)
-        clients.append(client)
-        return client
-
-    yield build
-
-    for client in clients:
-        await client.aclose()
+    defaults: dict[str, Any] = {
+        "access_token": TOKEN,
+        "clock": clock.time,
+        "sleep": clock.sleep,
+        "random": lambda: 0.0,
+        "poll": PollPolicy(initial_delay=2.0, multiplier=1.5, max_delay=30.0, jitter=0.2,
+                           timeout=600.0),
+        "retry": RetryPolicy(initial_delay=1.0, multiplier=2.0, max_delay=10.0,
+                             jitter=0.2, max_attempts=4),
+    }
+    async with client_factory(defaults) as build:
+        yield build

@@ -1,4 +1,4 @@
-"""Checks that a test left no task and no unraisable warning behind."""
+"""Checks that a test left no task, server connection or unraisable warning behind."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import gc
 import time
 import warnings
 from collections.abc import Callable
+
+from zoho_merge_async.testing import FakeZohoServer
 
 
 async def settle(condition: Callable[[], bool], seconds: float) -> bool:
@@ -27,3 +29,12 @@ async def assert_no_leftovers(seconds: float) -> None:
         warnings.simplefilter("always")
         gc.collect()
     assert [str(warning.message) for warning in caught] == []
+
+
+async def assert_connections_closed(server: FakeZohoServer, seconds: float) -> None:
+    """Assert that every connection to the running `server` closes within `seconds`."""
+    runner = server._runner
+    assert runner is not None
+    closed = await settle(lambda: runner.server is None or not runner.server.connections,
+                          seconds)
+    assert closed

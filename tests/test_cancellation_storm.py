@@ -19,7 +19,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from leak_checks import assert_no_leftovers, settle
+from conftest import client_factory
+from leak_checks import assert_connections_closed, assert_no_leftovers, settle
 
 from zoho_merge_async import (
     ConcurrencyLimiter,
@@ -91,27 +92,14 @@ async def no_leftovers() -> AsyncIterator[None]:
 async def server() -> AsyncIterator[FakeZohoServer]:
     async with FakeZohoServer(access_tokens=(TOKEN,)) as fake:
         yield fake
-        runner = fake._runner
-        assert runner is not None
-        closed = await settle(lambda: runner.server is None or not runner.server.connections,
-                              SETTLE_SECONDS)
-        assert closed
+        await assert_connections_closed(fake, SETTLE_SECONDS)
 
 
 @pytest.fixture
 async def connect(server: FakeZohoServer) -> AsyncIterator[Callable[..., MergeClient]]:
     """Build clients of `server`, and close them before the server stops."""
-    clients: list[MergeClient] = []
-
-    def build(**options: Any) -> MergeClient:
-        client = MergeClient(TOKEN, api_domain=server.api_domain, **options)
-        clients.append(client)
-        return client
-
-    yield build
-
-    for client in clients:
-        await client.aclose()
+    async with client_factory({"access_token": TOKEN, "api_domain": server.api_domain}) as build:
+        yield build
 
 
 Connect = Callable[..., MergeClient]

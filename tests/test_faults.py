@@ -20,8 +20,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import JOB_ID, MODULE, OTHER_JOB_ID, RECORD_ID, FakeClock
-from leak_checks import assert_no_leftovers, settle
+from conftest import JOB_ID, MODULE, OTHER_JOB_ID, RECORD_ID, FakeClock, client_factory
+from leak_checks import assert_connections_closed, assert_no_leftovers, settle
 from rawserver import (
     Behaviour,
     RawServer,
@@ -81,35 +81,21 @@ async def no_leftovers() -> AsyncIterator[None]:
 async def server() -> AsyncIterator[FakeZohoServer]:
     async with FakeZohoServer(access_tokens=(TOKEN,)) as fake:
         yield fake
-        runner = fake._runner
-        assert runner is not None
-        closed = await settle(lambda: runner.server is None or not runner.server.connections,
-                              SETTLE_SECONDS)
-        assert closed
+        await assert_connections_closed(fake, SETTLE_SECONDS)
 
 
 @pytest.fixture
 async def connect(server: FakeZohoServer) -> AsyncIterator[Connect]:
     """Build clients with fast policies; at teardown, check and close each with `close_checked`."""
-    clients: list[MergeClient] = []
-
-    def build(**overrides: Any) -> MergeClient:
-        options: dict[str, Any] = {
-            "access_token": TOKEN,
-            "api_domain": server.api_domain,
-            "poll": FAST_POLL,
-            "retry": FAST_RETRY,
-            "request_timeout": 5.0,
-        }
-        options.update(overrides)
-        client = MergeClient(**options)
-        clients.append(client)
-        return client
-
-    yield build
-
-    for client in clients:
-        await close_checked(client)
+    defaults: dict[str, Any] = {
+        "access_token": TOKEN,
+        "api_domain": server.api_domain,
+        "poll": FAST_POLL,
+        "retry": FAST_RETRY,
+        "request_timeout": 5.0,
+    }
+    async with client_factory(defaults, close=close_checked) as build:
+        yield build
 
 
 async def close_checked(client: MergeClient) -> None:

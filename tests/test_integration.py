@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import JOB_ID, MODULE, OTHER_JOB_ID, RECORD_ID
+from conftest import JOB_ID, MODULE, OTHER_JOB_ID, RECORD_ID, client_factory
 
 from zoho_merge_async import (
     InternalError,
@@ -57,25 +57,15 @@ async def server() -> AsyncIterator[FakeZohoServer]:
 @pytest.fixture
 async def connect(server: FakeZohoServer) -> AsyncIterator[Connect]:
     """Build clients for `server` with fast policies, and close them before the server stops."""
-    clients: list[MergeClient] = []
-
-    def build(**overrides: Any) -> MergeClient:
-        options: dict[str, Any] = {
-            "access_token": SERVER_TOKEN,
-            "api_domain": server.api_domain,
-            "poll": FAST_POLL,
-            "retry": FAST_RETRY,
-            "request_timeout": 5.0,
-        }
-        options.update(overrides)
-        client = MergeClient(**options)
-        clients.append(client)
-        return client
-
-    yield build
-
-    for client in clients:
-        await client.aclose()
+    defaults: dict[str, Any] = {
+        "access_token": SERVER_TOKEN,
+        "api_domain": server.api_domain,
+        "poll": FAST_POLL,
+        "retry": FAST_RETRY,
+        "request_timeout": 5.0,
+    }
+    async with client_factory(defaults) as build:
+        yield build
 
 
 async def wait_for_requests(server: FakeZohoServer, count: int) -> None:

@@ -9,14 +9,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import ClientFactory, FakeClock
+from conftest import MERGE_ERRORS, ClientFactory, FakeClock
 
 from zoho_merge_async import (
     ChildRecord,
-    DependentFieldMissingError,
-    DuplicateDataError,
-    LimitExceededError,
-    MandatoryNotFoundError,
     MergeClient,
     MergeField,
     MergeOutcome,
@@ -25,7 +21,6 @@ from zoho_merge_async import (
     MergeStatusChange,
     MergeTimeoutError,
     NotAllowedError,
-    ZohoAPIError,
     merge_and_wait,
 )
 from zoho_merge_async._fake_merge import LARGE_MERGE_RELATED_RECORDS
@@ -38,14 +33,6 @@ SMALL_CHILD = "2378988000000700002"
 LARGE_CHILD = "2378988000000700003"
 OTHER_CHILD = "2378988000000700004"
 OTHER_MASTER = "2378988000000700005"
-
-MERGE_ERRORS: dict[str, type[ZohoAPIError]] = {
-    "NOT_ALLOWED": NotAllowedError,
-    "DUPLICATE_DATA": DuplicateDataError,
-    "MANDATORY_NOT_FOUND": MandatoryNotFoundError,
-    "DEPENDENT_FIELD_MISSING": DependentFieldMissingError,
-    "LIMIT_EXCEEDED": LimitExceededError,
-}
 
 
 @pytest.fixture

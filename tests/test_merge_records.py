@@ -10,22 +10,26 @@ from typing import Any
 import aiohttp
 import pytest
 from aioresponses import aioresponses
-from conftest import JOB_ID, MODULE, RECORD_ID, ClientFactory, error_body, merge_url, request_count
+from conftest import (
+    JOB_ID,
+    MERGE_ERRORS,
+    MODULE,
+    RECORD_ID,
+    ClientFactory,
+    error_body,
+    merge_url,
+    request_count,
+)
 
 from zoho_merge_async import (
     ChildRecord,
-    DependentFieldMissingError,
-    DuplicateDataError,
     FinishedMerge,
     InvalidTokenError,
-    LimitExceededError,
-    MandatoryNotFoundError,
     MergeField,
     MergeOutcome,
     MergeOutcomeUnknownError,
     MergeResult,
     MergeStatus,
-    NotAllowedError,
     RateLimitError,
     TransportError,
     UnexpectedResponseError,
@@ -35,14 +39,6 @@ from zoho_merge_async import (
 CHILD = "2378988000000509964"
 OTHER_CHILD = "2378988000000509965"
 ATTACHMENT = "2378988000000600123"
-
-MERGE_ERRORS: dict[str, type[ZohoAPIError]] = {
-    "NOT_ALLOWED": NotAllowedError,
-    "DUPLICATE_DATA": DuplicateDataError,
-    "MANDATORY_NOT_FOUND": MandatoryNotFoundError,
-    "DEPENDENT_FIELD_MISSING": DependentFieldMissingError,
-    "LIMIT_EXCEEDED": LimitExceededError,
-}
 
 
 def merged_body(record_id: str = RECORD_ID) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from conftest import (
     TOKEN,
     ClientFactory,
     FakeClock,
+    client_factory,
     jobs_body,
     merge_url,
 )
@@ -55,20 +56,10 @@ async def server() -> AsyncIterator[FakeZohoServer]:
 @pytest.fixture
 async def connect(server: FakeZohoServer) -> AsyncIterator[Connect]:
     """Build clients for `server` with fast policies, closed before the server stops."""
-    clients: list[MergeClient] = []
-
-    def build(**overrides: Any) -> MergeClient:
-        options: dict[str, Any] = {"api_domain": server.api_domain, "poll": FAST_POLL,
-                                   "retry": FAST_RETRY}
-        options.update(overrides)
-        client = MergeClient(SERVER_TOKEN, **options)
-        clients.append(client)
-        return client
-
-    yield build
-
-    for client in clients:
-        await client.aclose()
+    defaults: dict[str, Any] = {"access_token": SERVER_TOKEN, "api_domain": server.api_domain,
+                                "poll": FAST_POLL, "retry": FAST_RETRY}
+    async with client_factory(defaults) as build:
+        yield build
 
 
 def poller_tasks() -> list[asyncio.Task[Any]]:
@@ -296,21 +287,16 @@ def sequence(*values: float) -> Callable[[], float]:
 
 @pytest.fixture
 async def virtual_client() -> AsyncIterator[Callable[..., tuple[MergeClient, VirtualClock]]]:
-    clients: list[MergeClient] = []
+    async with client_factory({"access_token": TOKEN}) as build_client:
 
-    def build(**overrides: Any) -> tuple[MergeClient, VirtualClock]:
-        clock = VirtualClock()
-        options: dict[str, Any] = {"clock": clock.time, "sleep": clock.sleep,
-                                   "random": lambda: 0.0}
-        options.update(overrides)
-        client = MergeClient(TOKEN, **options)
-        clients.append(client)
-        return client, clock
+        def build(**overrides: Any) -> tuple[MergeClient, VirtualClock]:
+            clock = VirtualClock()
+            options: dict[str, Any] = {"clock": clock.time, "sleep": clock.sleep,
+                                       "random": lambda: 0.0}
+            options.update(overrides)
+            return build_client(**options), clock
 
-    yield build
-
-    for client in clients:
-        await client.aclose()
+        yield build
 
 
 def record_times(mocked: aioresponses, url: str, clock: VirtualClock, times: list[float],

@@ -16,14 +16,7 @@ access token they refresh tokens from ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET and
 ZOHO_REFRESH_TOKEN, as the help epilog describes.
 `demo` runs against a fake Zoho server on 127.0.0.1 and needs no token.
 
-Exit codes:
-
-    0    the merge completed, or the status was printed
-    1    the merge ended in FAILURE (demo: a job did not end as scripted)
-    2    invalid usage or input, including a missing access token
-    3    the wait timed out
-    4    any other error from Zoho or the connection
-    130  interrupted (Ctrl+C)
+The exit codes are listed in `_EPILOG`, which every `--help` prints.
 """
 
 from __future__ import annotations
@@ -55,7 +48,7 @@ from zoho_merge_async import (
 from zoho_merge_async._cli_auth import credentials_from_environment
 from zoho_merge_async._cli_merge import add_merge_parser, run_merge
 from zoho_merge_async._cli_progress import WaitProgress
-from zoho_merge_async._demo import run_demo
+from zoho_merge_async._validation import API_VERSIONS
 
 EXIT_OK = 0
 EXIT_MERGE_FAILED = 1
@@ -66,7 +59,6 @@ EXIT_INTERRUPTED = 130
 
 TOKEN_ENV = "ZOHO_ACCESS_TOKEN"
 API_DOMAIN_ENV = "ZOHO_API_DOMAIN"
-API_VERSIONS = ("v6", "v7", "v8")
 
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TOKEN_OPTION = re.compile(r"--(access-token|token|client-secret|refresh-token)(=.*)?",
@@ -250,6 +242,9 @@ async def run(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
 
     if args.command == "demo":
+        # Imported here, so that the other commands do not import the fake server and aiohttp.web.
+        from zoho_merge_async._demo import run_demo
+
         return await run_demo(jobs=args.jobs, records=args.records, seed=args.seed,
                               plain=args.plain)
 

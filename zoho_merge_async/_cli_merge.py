@@ -6,7 +6,14 @@ import argparse
 import json
 from collections.abc import Callable
 
-from zoho_merge_async import ChildRecord, MergeClient, MergeOutcome, MergeResult, MergeStatus
+from zoho_merge_async import (
+    ChildRecord,
+    MergeClient,
+    MergeOutcome,
+    MergeResult,
+    MergeStatus,
+    PollPolicy,
+)
 
 EXIT_OK = 0
 EXIT_MERGE_FAILED = 1
@@ -39,7 +46,8 @@ def add_merge_parser(
     merge.add_argument("--wait", action="store_true",
                        help="if Zoho schedules the merge, wait until its job finishes")
     merge.add_argument("--timeout", type=seconds, metavar="SECONDS",
-                       help="with --wait, give up after this many seconds (default: 600)")
+                       help="with --wait, give up after this many seconds "
+                            f"(default: {PollPolicy().timeout:g})")
 
 
 async def run_merge(client: MergeClient, args: argparse.Namespace) -> int:

@@ -64,8 +64,7 @@ class WaitProgress:
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(_REDRAW_INTERVAL)
-            if self._last is not None:
-                self._redraw()
+            self._redraw()
 
     def _redraw(self) -> None:
         change = self._last

@@ -15,6 +15,7 @@ import aiohttp
 from yarl import URL
 
 from ._auth import ApiRoot, StaticToken, TokenProvider, as_token_provider, send_with_token
+from ._datacentre import DataCentre
 from ._errors import InternalError, RateLimitError, ZohoError
 from ._limiter import Limiter, RequestSlot, build_limiter
 from ._merge import ChildArgument, FinishedMerge, MergeResult, merge_and_wait, start_merge
@@ -32,11 +33,12 @@ from ._validation import (
     check_module,
     check_positive_seconds,
 )
+from ._wait import wait_for_merge
 from ._watch import WatchRegistry
 
 logger = logging.getLogger("zoho_merge_async")
 
-DEFAULT_API_DOMAIN = "https://www.zohoapis.com"
+DEFAULT_API_DOMAIN = DataCentre.US.api_domain
 """API domain of Zoho's US data centre."""
 
 DEFAULT_REQUEST_TIMEOUT = 30.0
@@ -223,8 +225,6 @@ class MergeClient:
         on_status: StatusCallback | None = None,
     ) -> MergeJob:
         """Poll until the merge job finishes; the same as the module-level `wait_for_merge`."""
-        from ._wait import wait_for_merge
-
         return await wait_for_merge(self, module, master_record_id, job_id,
                                     policy=policy, timeout=timeout, on_status=on_status)
 

@@ -10,17 +10,17 @@ job, as Zoho does. Any other merge is done at once and deletes the child records
 from __future__ import annotations
 
 import asyncio
-import bisect
 import json
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeAlias
 
 from aiohttp import web
 
 from .testing import (
     RawReply,
+    StatusReply,
     Step,
     ZohoErrorReply,
     _error_response,
@@ -28,6 +28,7 @@ from .testing import (
     _Job,
     _parse_script,
     _raw_response,
+    _Reply,
     _running_loop_time,
 )
 
@@ -43,6 +44,9 @@ DEFAULT_JOB_STEPS: tuple[Step, ...] = ("SCHEDULED", "RUNNING", "COMPLETED")
 _MAX_CHILDREN = 2
 _FINISHED_STATUSES = frozenset({"COMPLETED", "FAILURE", "FAILED"})
 _NOT_ALLOWED_MESSAGE = "This record id is not allowed to be merged"
+
+# The `statuses` and `timeline` arguments of one `script_job` call.
+_Script: TypeAlias = tuple[Sequence[Step] | None, Sequence[tuple[float, Step]] | None]
 
 
 class _Rejected(Exception):
@@ -101,7 +105,7 @@ class FakeMergeRecords:
         self._server = server
         self._records: dict[tuple[str, str], _Record] = {}
         self._failures: deque[ZohoErrorReply | RawReply] = deque()
-        self._scripts: dict[tuple[str, str], dict[str, Any]] = {}
+        self._scripts: dict[tuple[str, str], _Script] = {}
         self._scheduled: list[_ScheduledMerge] = []
 
     def add_record(self, module: str, record_id: str, *, related_records: int = 0) -> None:
@@ -140,7 +144,7 @@ class FakeMergeRecords:
         """Script the next merge job scheduled for this master record, as `add_job` takes it."""
         _parse_script(statuses, timeline)
         self._server._validate_job_location(module, master_record_id)
-        self._scripts[(module, master_record_id)] = {"statuses": statuses, "timeline": timeline}
+        self._scripts[(module, master_record_id)] = (statuses, timeline)
 
     async def handle_post(self, request: web.Request, module: str,
                           master_record_id: str) -> web.Response:
@@ -197,11 +201,8 @@ class FakeMergeRecords:
         return busy
 
     def _schedule(self, module: str, master: str, child_ids: tuple[str, ...]) -> str:
-        script = self._scripts.pop((module, master), None)
-        if script is None:
-            script = {"statuses": DEFAULT_JOB_STEPS, "timeline": None}
-        job_id = self._server.add_job(module, master, script["statuses"],
-                                      timeline=script["timeline"])
+        statuses, timeline = self._scripts.pop((module, master), (DEFAULT_JOB_STEPS, None))
+        job_id = self._server.add_job(module, master, statuses, timeline=timeline)
         self._scheduled.append(_ScheduledMerge(job_id, module, master, child_ids))
         return job_id
 
@@ -222,7 +223,7 @@ class FakeMergeRecords:
             job = self._server._jobs.get(merge.job_id)
             if job is None or not _is_finished(job, now):
                 pending.append(merge)
-            elif _reply_status(_current_reply(job, now)) == "COMPLETED":
+            elif _reply_status(job.current_reply(now)) == "COMPLETED":
                 self._merge_now(merge.module, merge.master_record_id, merge.child_ids)
         self._scheduled = pending
 
@@ -232,25 +233,14 @@ def _success(code: str, details: dict[str, str], message: str) -> web.Response:
     return web.json_response({"merge": [answer]}, status=201)
 
 
-def _current_reply(job: _Job, now: float) -> object:
-    """Return the job's last reported step (steps) or its step at `now` (timeline)."""
-    if job.offsets is None:
-        return job.replies[max(min(job.polls, len(job.replies)) - 1, 0)]
-    if job.started_at is None:
-        return job.replies[0]
-    index = bisect.bisect_right(job.offsets, now - job.started_at) - 1
-    return job.replies[max(index, 0)]
-
-
-def _reply_status(reply: object) -> str | None:
-    status = getattr(reply, "status", None)
-    return status.upper() if isinstance(status, str) else None
+def _reply_status(reply: _Reply) -> str | None:
+    return reply.status.upper() if isinstance(reply, StatusReply) else None
 
 
 def _is_finished(job: _Job, now: float) -> bool:
     if job.offsets is None and job.polls == 0:
         return False
-    return _reply_status(_current_reply(job, now)) in _FINISHED_STATUSES
+    return _reply_status(job.current_reply(now)) in _FINISHED_STATUSES
 
 
 def _read_body(raw: bytes, master: str) -> _MergeBody:

@@ -21,11 +21,12 @@ from typing import Self
 import aiohttp
 from yarl import URL
 
-from ._auth_errors import DataCentreMismatchError
+from ._auth import check_same_data_centre
 from ._datacentre import DataCentre
 from ._errors import TransportError, UnexpectedResponseError, ZohoError
 from ._token_response import TokenResponse, parse_token_response
-from ._validation import check_server_url
+from ._transport import describe_transport_error
+from ._validation import check_positive_seconds, check_server_url
 
 logger = logging.getLogger("zoho_merge_async")
 
@@ -96,8 +97,8 @@ class RefreshTokenProvider:
         self._refresh_token = _check_credential("refresh_token", refresh_token)
         self._data_centre, accounts = _accounts_server(data_centre, accounts_url)
         self._token_url = accounts.with_path(TOKEN_PATH)
-        self._refresh_margin = _check_seconds("refresh_margin", refresh_margin, allow_zero=True)
-        self._request_timeout = _check_seconds("request_timeout", request_timeout)
+        self._refresh_margin = _check_refresh_margin(refresh_margin)
+        self._request_timeout = check_positive_seconds("request_timeout", request_timeout)
         self._session = session
         self._owns_session = session is None
         self._clock = clock
@@ -238,7 +239,7 @@ class RefreshTokenProvider:
                 status, body = response.status, await _read_body(response)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise TransportError(f"POST {self._token_url.host}{TOKEN_PATH} failed: "
-                                 f"{_describe(exc, self._request_timeout)}") from exc
+                                 f"{describe_transport_error(exc, self._request_timeout)}") from exc
 
         secrets = (self._client_secret, self._refresh_token, self._client_id)
         try:
@@ -248,12 +249,8 @@ class RefreshTokenProvider:
             raise
 
     def _check_data_centre(self, response: TokenResponse) -> None:
-        if self._data_centre is None or response.api_domain is None:
-            return
-        token_centre = DataCentre.from_api_domain(response.api_domain)
-        if token_centre is not None and token_centre is not self._data_centre:
-            raise DataCentreMismatchError(self._data_centre.api_domain, self._data_centre.name,
-                                          response.api_domain, token_centre.name)
+        if self._data_centre is not None and response.api_domain is not None:
+            check_same_data_centre(self._data_centre.api_domain, response.api_domain)
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -291,13 +288,12 @@ def _check_credential(name: str, value: object) -> str:
     return value
 
 
-def _check_seconds(name: str, value: object, *, allow_zero: bool = False) -> float:
+def _check_refresh_margin(value: object) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) \
-            and (value >= 0 if allow_zero else value > 0):
+            and value >= 0:
         return float(value)
-    kind = "a finite number of seconds, 0 or more" if allow_zero \
-        else "a positive, finite number of seconds"
-    raise ValueError(f"invalid {name} {value!r}: give {kind}")
+    raise ValueError(f"invalid refresh_margin {value!r}: give a finite number of seconds, 0 or "
+                     "more")
 
 
 async def _read_body(response: aiohttp.ClientResponse) -> bytes:
@@ -311,9 +307,3 @@ async def _read_body(response: aiohttp.ClientResponse) -> bytes:
                 response.status)
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _describe(exc: BaseException, timeout: float) -> str:
-    if isinstance(exc, TimeoutError):
-        return f"no complete response within {timeout:g} s (request timeout)"
-    return f"{type(exc).__name__}: {exc}"

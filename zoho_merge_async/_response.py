@@ -60,11 +60,12 @@ def parse_merge_response(
         if job_id is not None:
             raise MergeJobNotFoundError(module, master_record_id, job_id)
         return []
+    payload = _decode_json(body)
     if http_status == 200 and job_id is not None:
-        job = _read_single_job(body, job_id)
+        job = _read_single_job(payload, job_id)
         if job is not None:
             return [job]
-    payload = read_success_payload(http_status, headers, body)
+    payload = _checked_payload(http_status, headers, body, payload)
     jobs = _read_jobs(payload, http_status, body)
     if job_id is None:
         return jobs
@@ -76,19 +77,15 @@ def parse_merge_response(
         excerpt(body))
 
 
-def _read_single_job(body: bytes, job_id: str) -> MergeJob | None:
-    """Return the job of a body that is exactly ``{"merge": [job]}`` with `job_id`, else None.
+def _read_single_job(payload: Any, job_id: str) -> MergeJob | None:
+    """Return the job of a payload that is exactly ``{"merge": [job]}`` with `job_id`, else None.
 
     This is the usual response to a status request, and reading it here takes
-    fewer steps than the general path. A body of any other shape returns None,
-    and the general path then reads it, error envelopes first. A body with no
-    key but "merge", whose job has a known status rather than "error", cannot
-    be an error envelope.
+    fewer steps than the general path. A payload of any other shape returns
+    None, and the general path then checks it, error envelopes first. A
+    payload with no key but "merge", whose job has a known status rather than
+    "error", cannot be an error envelope.
     """
-    try:
-        payload = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None
     if type(payload) is not dict or len(payload) != 1:
         return None
     items = payload.get("merge")
@@ -117,10 +114,15 @@ def read_success_payload(http_status: int, headers: Mapping[str, str], body: byt
     Zoho's error envelopes are read first, so an error code wins over the
     HTTP status. A redirect is never followed.
     """
+    return _checked_payload(http_status, headers, body, _decode_json(body))
+
+
+def _checked_payload(http_status: int, headers: Mapping[str, str], body: bytes,
+                     payload: Any) -> Any:
+    """Return `payload`, the decoded `body`, for a 2xx response; else raise the matching error."""
     if 300 <= http_status < 400:
         raise _redirect_error(http_status, headers, body)
 
-    payload = _decode_json(body)
     _raise_for_error_envelope(http_status, headers, payload, body)
     if not 200 <= http_status < 300:
         raise UnexpectedResponseError("an error status without a Zoho error body",

@@ -85,7 +85,7 @@ async def send_request(
             return HttpResponse(response.status, _redact_headers(response.headers, token),
                                 _redact(body, token))
     except (aiohttp.ClientError, TimeoutError) as exc:
-        reason = _redact_text(_describe_transport_error(exc, timeout), token)
+        reason = _redact_text(describe_transport_error(exc, timeout), token)
         # aiohttp raises these two before it writes any byte of the request.
         never_sent = isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
         raise TransportError(f"{method} {url.host}{url.path} failed: {reason}",
@@ -159,7 +159,8 @@ def _redact_headers(headers: CIMultiDictProxy[str], token: str) -> Mapping[str, 
     return redacted
 
 
-def _describe_transport_error(exc: BaseException, timeout: float) -> str:
+def describe_transport_error(exc: BaseException, timeout: float) -> str:
+    """Describe an aiohttp error or timeout of a request for an error message."""
     if isinstance(exc, TimeoutError):
         return f"no complete response within {timeout:g} s (request timeout)"
     if isinstance(exc, aiohttp.ServerDisconnectedError):

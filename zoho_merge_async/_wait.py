@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 from ._models import MergeJob
 from ._policy import PollPolicy
 from ._progress import StatusCallback
-from ._validation import check_id, check_module
+from ._validation import check_id, check_module, check_positive_seconds
 from ._waiter import follow, new_waiter
 
 if TYPE_CHECKING:
@@ -64,9 +63,4 @@ async def wait_for_merge(
 
 def resolve_timeout(policy: PollPolicy, timeout: object) -> float:
     """Return `timeout` in seconds, or `policy.timeout` for None; raise ValueError if invalid."""
-    timeout = policy.timeout if timeout is None else timeout
-    if isinstance(timeout, bool) or not (
-            isinstance(timeout, int | float) and math.isfinite(timeout) and timeout > 0):
-        raise ValueError(f"invalid timeout {timeout!r}: give a positive, finite number of "
-                         "seconds")
-    return float(timeout)
+    return check_positive_seconds("timeout", policy.timeout if timeout is None else timeout)

@@ -257,10 +257,16 @@ class _Job:
     def next_reply(self, now: float) -> _Reply:
         """Consume and return the next step in the sequence, or the current one on the timeline."""
         self.polls += 1
-        if self.offsets is None:
-            return self.replies[min(self.polls, len(self.replies)) - 1]
-        if self.started_at is None:
+        if self.offsets is not None and self.started_at is None:
             self.started_at = now
+        return self.current_reply(now)
+
+    def current_reply(self, now: float) -> _Reply:
+        """Return the last step reported (the first before any poll), or the timeline's at `now`."""
+        if self.offsets is None:
+            return self.replies[max(min(self.polls, len(self.replies)) - 1, 0)]
+        if self.started_at is None:
+            return self.replies[0]
         index = bisect.bisect_right(self.offsets, now - self.started_at) - 1
         return self.replies[max(index, 0)]
 

@@ -180,10 +180,11 @@ class RedisLimiter:
     async def _linger(self, token: str) -> None:
         await self._linger_script(keys=[self.slots_key], args=[token, self._linger_ms])
 
-    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(_log_redis_errors(work))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
 
 
 async def _log_redis_errors(work: Coroutine[Any, Any, Any]) -> None:
@@ -208,8 +209,5 @@ class _RedisSlot:
         limiter = self._limiter
         limiter._local.release()
         ending = limiter._release if exc_type is None else limiter._linger
-        release = asyncio.ensure_future(_log_redis_errors(ending(self._token)))
-        limiter._background.add(release)
-        release.add_done_callback(limiter._background.discard)
         # A cancelled request still frees its slot: the release goes on in the background.
-        await asyncio.shield(release)
+        await asyncio.shield(limiter._spawn(ending(self._token)))
