@@ -73,7 +73,13 @@ def make_provider(server: FakeZohoServer, **options: Any) -> RefreshTokenProvide
 
 
 class GatedSleep:
-    """Poll sleep that blocks every caller until `release()`, then sleeps as asked."""
+    """Poll sleep that blocks every caller until `release()`, then returns at once.
+
+    All callers resume in the same event-loop step, so each sends its next poll
+    with the token it had before any response arrives. A real sleep after the
+    gate would spread the polls over the time the loop takes to wake them all,
+    and on a busy machine a refresh could finish before the last ones start.
+    """
 
     def __init__(self) -> None:
         self.blocked = 0
@@ -86,7 +92,6 @@ class GatedSleep:
         if self.blocked == self.expected:
             self.all_blocked.set()
         await self._gate.wait()
-        await asyncio.sleep(delay)
 
     def release(self) -> None:
         self._gate.set()
